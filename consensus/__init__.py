@@ -1,0 +1,1 @@
+"""Consensus: slots, authoring, verification, fork choice, finality."""
