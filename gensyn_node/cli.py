@@ -1,0 +1,53 @@
+"""Command line: `gensyn-node <command>`. Each command group lives in its own module and adds its
+sub-parsers here; an operator mistake ends in a one-line message and exit code 2, not a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+
+class CliError(Exception):
+    """An operator mistake (bad flag value, busy port, locked database): printed, exit code 2."""
+
+
+def _command_groups() -> list[Callable[[argparse._SubParsersAction], None]]:
+    # Imported lazily so that `gensyn-node --help` does not import torch.
+    from gensyn_node.ml import cli as ml_cli
+
+    return [ml_cli.add_commands]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gensyn-node", description="gensyn-node: a PoS chain with an ML-compute market")
+    parser.add_argument("--log", default="warning", help="log level (debug, info, warning, error)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add_commands in _command_groups():
+        add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log).upper(), logging.WARNING),
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+    )
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(handler(args) or 0)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
