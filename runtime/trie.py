@@ -1,0 +1,534 @@
+"""The Merkle state trie: the state root in every header and the read proofs that verify against it.
+
+Data path step: block execution writes its storage changes through `Trie.apply`, whose new root
+goes into the header; block import persists the returned nodes in the block's one atomic batch.
+
+A radix-16 Patricia trie in Substrate's nibbled-branch form: every node carries a partial key
+(a run of nibbles), so there are no separate extension nodes.
+
+- leaf:   partial key and value;
+- branch: partial key, up to 16 children (by hash) and an optional value.
+
+Nodes are identified by blake2b-256 of their canonical encoding; the empty trie's root is the hash
+of the one-byte empty node. Inside this module a key is its hex string: one character per nibble,
+which is both the fastest nibble representation in Python and sorts like the bytes.
+
+Encoding (big-endian, every field fixed by the node, so one node has exactly one encoding):
+
+    empty          0x00
+    leaf           0x01 | nibble count (u16) | nibbles packed, odd count padded with a 0 nibble | value
+    branch         0x02 | nibble count (u16) | packed nibbles | child bitmap (u16) | 32-byte hashes
+    branch+value   0x03 | ... as branch ...                                          | value
+
+Bit i of the bitmap is child nibble i. A branch without a value has at least two children and a
+branch with a value at least one (anything else is a leaf or merges with its child): decoding
+rejects other shapes, so a set of keys has exactly one trie and one root.
+
+Pure: no I/O, no clock, no threads. Nodes come from an injected `get_node(hash)` callable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_left
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+
+__all__ = [
+    "EMPTY_NODE",
+    "EMPTY_ROOT",
+    "MAX_KEY_BYTES",
+    "NodeCache",
+    "ProofError",
+    "Trie",
+    "TrieError",
+    "decode_node",
+    "encode_node",
+    "verify_proof",
+]
+
+EMPTY_NODE = b"\x00"
+EMPTY_ROOT = hashlib.blake2b(EMPTY_NODE, digest_size=32).digest()
+MAX_KEY_BYTES = 4096
+HASH_LEN = 32
+
+_LEAF = 0x01
+_BRANCH = 0x02
+_BRANCH_VALUE = 0x03
+_HEX = "0123456789abcdef"
+_NIBBLE = {c: i for i, c in enumerate(_HEX)}
+# The character sorting right after each nibble: `prefix + _NEXT[c]` bounds the keys under c.
+_NEXT = {c: chr(ord(c) + 1) for c in _HEX}
+_BIT = tuple(1 << i for i in range(16))
+
+# A decoded node is (partial, children, value): children is None for a leaf, else 16 slots each
+# holding a child hash or None. While `apply` runs, a slot may also hold an uncommitted node tuple.
+Node = tuple[str, tuple | list | None, bytes | None]
+
+
+class TrieError(Exception):
+    """A trie node is missing from the store or does not decode."""
+
+
+class ProofError(Exception):
+    """A proof does not prove a key's value or absence against the given root."""
+
+
+class NodeCache:
+    """A bounded LRU of decoded nodes by hash, shared by every Trie over the same store."""
+
+    def __init__(self, capacity: int = 500_000) -> None:
+        if capacity < 1:
+            raise ValueError("a node cache needs a capacity of at least 1")
+        self.capacity = capacity
+        self._nodes: OrderedDict[bytes, Node] = OrderedDict()
+
+    def get(self, node_hash: bytes) -> Node | None:
+        node = self._nodes.get(node_hash)
+        if node is not None:
+            self._nodes.move_to_end(node_hash)
+        return node
+
+    def put(self, node_hash: bytes, node: Node) -> None:
+        nodes = self._nodes
+        nodes[node_hash] = node
+        if len(nodes) > self.capacity:
+            nodes.popitem(last=False)
+
+    def clear(self) -> None:
+        self._nodes.clear()
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __contains__(self, node_hash: object) -> bool:
+        return node_hash in self._nodes
+
+
+def encode_node(node: Node) -> bytes:
+    """The canonical encoding of a committed node (children are hashes or None)."""
+    partial, children, value = node
+    count = len(partial)
+    packed = bytes.fromhex(partial + "0") if count & 1 else bytes.fromhex(partial)
+    if children is None:
+        return b"\x01" + count.to_bytes(2, "big") + packed + value
+    bitmap = 0
+    hashes = []
+    for i, child in enumerate(children):
+        if child is not None:
+            bitmap |= _BIT[i]
+            hashes.append(child)
+    parts = [
+        b"\x02" if value is None else b"\x03",
+        count.to_bytes(2, "big"),
+        packed,
+        bitmap.to_bytes(2, "big"),
+        *hashes,
+    ]
+    if value is not None:
+        parts.append(value)
+    return b"".join(parts)
+
+
+def decode_node(data: bytes) -> Node:
+    """Strictly decode a stored non-empty node; raises TrieError on anything non-canonical."""
+    size = len(data)
+    if size < 3:
+        raise TrieError(f"trie node of {size} bytes is truncated")
+    kind = data[0]
+    if kind not in (_LEAF, _BRANCH, _BRANCH_VALUE):
+        raise TrieError(f"trie node has unknown kind {kind}")
+    count = (data[1] << 8) | data[2]
+    end = 3 + ((count + 1) >> 1)
+    if end > size:
+        raise TrieError("trie node's partial key is truncated")
+    partial = data[3:end].hex()
+    if count & 1:
+        if partial[-1] != "0":
+            raise TrieError("trie node's partial key has a non-zero padding nibble")
+        partial = partial[:-1]
+    if kind == _LEAF:
+        return (partial, None, bytes(data[end:]))
+    return _decode_branch(data, kind, partial, end)
+
+
+def _decode_branch(data: bytes, kind: int, partial: str, start: int) -> Node:
+    size = len(data)
+    if start + 2 > size:
+        raise TrieError("trie branch's bitmap is truncated")
+    bitmap = (data[start] << 8) | data[start + 1]
+    pos = start + 2
+    children: list[bytes | None] = [None] * 16
+    present = 0
+    for i in range(16):
+        if bitmap & _BIT[i]:
+            nxt = pos + HASH_LEN
+            if nxt > size:
+                raise TrieError("trie branch's child hashes are truncated")
+            children[i] = bytes(data[pos:nxt])
+            pos = nxt
+            present += 1
+    if kind == _BRANCH:
+        if pos != size:
+            raise TrieError(f"trie branch has {size - pos} trailing bytes")
+        if present < 2:
+            raise TrieError("trie branch without a value must have at least two children")
+        return (partial, tuple(children), None)
+    if present < 1:
+        raise TrieError("trie branch with a value must have a child")
+    return (partial, tuple(children), bytes(data[pos:]))
+
+
+def _hash(data: bytes, _blake2b=hashlib.blake2b) -> bytes:
+    return _blake2b(data, digest_size=32).digest()
+
+
+def _common_prefix_len(a: str, b: str, start: int, limit: int) -> int:
+    """Length of the common prefix of a[start:] and b[start:], at most `limit`."""
+    n = 0
+    end = min(len(a), len(b), start + limit)
+    i = start
+    while i < end and a[i] == b[i]:
+        i += 1
+        n += 1
+    return n
+
+
+def _key_hex(key: bytes) -> str:
+    if not isinstance(key, (bytes, bytearray)):
+        raise TypeError(f"trie keys are bytes, not {type(key).__name__}")
+    if len(key) > MAX_KEY_BYTES:
+        raise ValueError(f"trie key of {len(key)} bytes exceeds the limit of {MAX_KEY_BYTES}")
+    return key.hex()
+
+
+def _check_value(value: bytes | None) -> bytes | None:
+    if value is None or type(value) is bytes:
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"trie values are bytes or None, not {type(value).__name__}")
+
+
+class Trie:
+    """A read view of the state at `root`, and the batch update that yields the next root."""
+
+    def __init__(
+        self,
+        root: bytes,
+        get_node: Callable[[bytes], bytes | None],
+        cache: NodeCache | None = None,
+    ) -> None:
+        if not isinstance(root, bytes) or len(root) != HASH_LEN:
+            raise TrieError("a trie root is a 32-byte hash")
+        self.root = root
+        self._get_node = get_node
+        self._cache = cache if cache is not None else NodeCache(capacity=65_536)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def load_node(self, node_hash: bytes) -> Node:
+        """The decoded node with this hash: from the cache, else from the store (hash checked)."""
+        node = self._cache.get(node_hash)
+        if node is not None:
+            return node
+        data = self._get_node(node_hash)
+        if data is None:
+            raise TrieError(f"trie node {node_hash.hex()} is missing from the store")
+        if _hash(data) != node_hash:
+            raise TrieError(f"trie node {node_hash.hex()} does not match its hash")
+        node = decode_node(data)
+        self._cache.put(node_hash, node)
+        return node
+
+    def get(self, key: bytes) -> bytes | None:
+        """The value stored at `key`, or None."""
+        path = key.hex()
+        node_hash = self.root
+        if node_hash == EMPTY_ROOT:
+            return None
+        load = self.load_node
+        end = len(path)
+        depth = 0
+        while True:
+            partial, children, value = load(node_hash)
+            if not path.startswith(partial, depth):
+                return None
+            depth += len(partial)
+            if depth == end:
+                return value
+            if children is None:
+                return None
+            node_hash = children[_NIBBLE[path[depth]]]
+            if node_hash is None:
+                return None
+            depth += 1
+
+    def iter_prefix(self, prefix: bytes, start_after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value) whose key starts with `prefix`, in key order, after `start_after`."""
+        if self.root == EMPTY_ROOT:
+            return
+        want = prefix.hex()
+        after = None if start_after is None else start_after.hex()
+        # Entries: (slot, path of nibbles above the node, start_after bound still in force).
+        stack: list[tuple[bytes, str, str | None]] = [(self.root, "", after)]
+        while stack:
+            node_hash, path, bound = stack.pop()
+            partial, children, value = self.load_node(node_hash)
+            full = path + partial
+            common = min(len(full), len(want))
+            if full[:common] != want[:common]:
+                continue
+            if bound is not None:
+                head = bound[: len(full)]
+                if full < head:
+                    continue
+                if full > head:
+                    bound = None
+            if value is not None and bound is None and len(full) >= len(want):
+                yield _hex_to_key(full), value
+            if children is not None:
+                for i in range(15, -1, -1):
+                    child = children[i]
+                    if child is not None:
+                        stack.append((child, full + _HEX[i], bound))
+
+    def prove(self, keys: Iterable[bytes]) -> list[bytes]:
+        """The encoded nodes that prove each key's value or absence against `root`, deduplicated."""
+        proof: dict[bytes, bytes] = {}
+        if self.root == EMPTY_ROOT:
+            return []
+        for key in keys:
+            for node_hash, node in self._walk(key.hex()):
+                if node_hash not in proof:
+                    proof[node_hash] = encode_node(node)
+        return list(proof.values())
+
+    def _walk(self, path: str) -> Iterator[tuple[bytes, Node]]:
+        node_hash: bytes | None = self.root
+        depth = 0
+        while node_hash is not None:
+            node = self.load_node(node_hash)
+            yield node_hash, node
+            partial, children, _value = node
+            if not path.startswith(partial, depth):
+                return
+            depth += len(partial)
+            if depth == len(path) or children is None:
+                return
+            node_hash = children[_NIBBLE[path[depth]]]
+            depth += 1
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def apply(self, changes: Mapping[bytes, bytes | None]) -> tuple[bytes, dict[bytes, bytes]]:
+        """Apply the changes (None deletes) and return (new_root, new_nodes); self is unchanged."""
+        if not changes:
+            return self.root, {}
+        items = sorted((_key_hex(k), _check_value(v)) for k, v in changes.items())
+        update = _Update(self, [k for k, _ in items], [v for _, v in items])
+        return update.run()
+
+
+class _Update:
+    """One batch update: rebuilds the dirty paths bottom-up, encoding each new node once."""
+
+    __slots__ = ("keys", "load", "new_nodes", "trie", "values")
+
+    def __init__(self, trie: Trie, keys: list[str], values: list[bytes | None]) -> None:
+        self.trie = trie
+        self.keys = keys
+        self.values = values
+        self.new_nodes: dict[bytes, bytes] = {}
+        self.load = trie.load_node
+
+    def run(self) -> tuple[bytes, dict[bytes, bytes]]:
+        root = self.trie.root
+        count = len(self.keys)
+        if root == EMPTY_ROOT:
+            new = self.build(0, 0, count)
+            old = None
+        else:
+            old = self.load(root)
+            new = self.update(old, 0, 0, count)
+        if new is old:
+            return root, {}
+        if new is None:
+            return EMPTY_ROOT, {}
+        return self.commit(new), self.new_nodes
+
+    def _slot_node(self, slot: bytes | Node) -> Node:
+        return slot if type(slot) is tuple else self.load(slot)  # type: ignore[arg-type,return-value]
+
+    def update(self, node: Node, depth: int, lo: int, hi: int) -> Node | None:
+        """Apply keys[lo:hi] (all sharing the path above `node`) to the subtree at `node`."""
+        partial, children, value = node
+        keys = self.keys
+        first = keys[lo]
+        last = keys[hi - 1]
+        if first.startswith(partial, depth) and last.startswith(partial, depth):
+            return self.fill(node, partial, children, value, depth, lo, hi)
+        # Some key leaves the node's partial key. Deleting an absent key changes nothing; any
+        # insert splits the node where the first key leaves it.
+        inside = self._range_with_prefix(first[:depth] + partial, lo, hi)
+        if inside is not None:
+            start, stop = inside
+            return node if start == stop else self.fill(node, partial, children, value, depth, start, stop)
+        limit = len(partial)
+        cut = min(
+            _common_prefix_len(partial, first[depth:], 0, limit),
+            _common_prefix_len(partial, last[depth:], 0, limit),
+        )
+        slots: list = [None] * 16
+        slots[_NIBBLE[partial[cut]]] = (partial[cut + 1 :], children, value)
+        return self.fill(None, partial[:cut], slots, None, depth, lo, hi)
+
+    def _range_with_prefix(self, prefix: str, lo: int, hi: int) -> tuple[int, int] | None:
+        """The range of keys[lo:hi] under `prefix` if every key outside it is a delete, else None."""
+        keys = self.keys
+        start = bisect_left(keys, prefix, lo, hi)
+        stop = bisect_left(keys, prefix + "~", start, hi)  # "~" sorts after every hex digit
+        values = self.values
+        for i in range(lo, start):
+            if values[i] is not None:
+                return None
+        for i in range(stop, hi):
+            if values[i] is not None:
+                return None
+        return start, stop
+
+    def build(self, depth: int, lo: int, hi: int) -> Node | None:
+        """A new subtree from keys[lo:hi] where there was nothing."""
+        keys = self.keys
+        if hi - lo == 1:
+            value = self.values[lo]
+            return None if value is None else (keys[lo][depth:], None, value)
+        first = keys[lo]
+        cut = _common_prefix_len(first, keys[hi - 1], depth, len(first))
+        return self.fill(None, first[depth : depth + cut], None, None, depth, lo, hi)
+
+    def fill(
+        self,
+        original: Node | None,
+        partial: str,
+        children: tuple | list | None,
+        value: bytes | None,
+        depth: int,
+        lo: int,
+        hi: int,
+    ) -> Node | None:
+        """Apply keys[lo:hi], which all start with `partial` at `depth`, below this node."""
+        keys = self.keys
+        end = depth + len(partial)
+        i = lo
+        new_value = value
+        changed = original is None
+        if len(keys[i]) == end:
+            new_value = self.values[i]
+            changed = changed or new_value != value
+            i += 1
+        slots = children
+        if i < hi:
+            slots = [None] * 16 if children is None else list(children)
+            changed = self.fill_children(slots, end, i, hi) or changed
+        if not changed:
+            return original
+        return self.normalize(partial, slots, new_value)
+
+    def fill_children(self, slots: list, end: int, i: int, hi: int) -> bool:
+        keys = self.keys
+        changed = False
+        child_depth = end + 1
+        while i < hi:
+            key = keys[i]
+            nibble = key[end]
+            if i + 1 == hi or keys[i + 1][end] != nibble:
+                j = i + 1
+            else:
+                j = bisect_left(keys, key[:end] + _NEXT[nibble], i + 2, hi)
+            index = _NIBBLE[nibble]
+            slot = slots[index]
+            if slot is None:
+                new = self.build(child_depth, i, j)
+                if new is not None:
+                    slots[index] = new
+                    changed = True
+            else:
+                old = self._slot_node(slot)
+                new = self.update(old, child_depth, i, j)
+                if new is not old:
+                    slots[index] = new
+                    changed = True
+            i = j
+        return changed
+
+    def normalize(self, partial: str, slots: tuple | list | None, value: bytes | None) -> Node | None:
+        """The canonical node for these parts: nothing, a leaf, a merge with a lone child, a branch."""
+        if slots is None:
+            return None if value is None else (partial, None, value)
+        present = 16 - slots.count(None)
+        if present == 0:
+            return None if value is None else (partial, None, value)
+        if present == 1 and value is None:
+            for index, slot in enumerate(slots):
+                if slot is not None:
+                    child_partial, grandchildren, child_value = self._slot_node(slot)
+                    return (partial + _HEX[index] + child_partial, grandchildren, child_value)
+        return (partial, slots, value)
+
+    def commit(self, node: Node) -> bytes:
+        """Encode and hash a new node and its uncommitted children; return its hash."""
+        partial, slots, value = node
+        if slots is not None:
+            committed: Node = (
+                partial,
+                tuple([self.commit(s) if type(s) is tuple else s for s in slots]),
+                value,
+            )
+        else:
+            committed = node
+        data = encode_node(committed)
+        node_hash = _hash(data)
+        self.new_nodes[node_hash] = data
+        self.trie._cache.put(node_hash, committed)
+        return node_hash
+
+
+def _hex_to_key(path: str) -> bytes:
+    if len(path) & 1:
+        raise TrieError("a value sits at an odd number of nibbles: the trie is corrupt")
+    return bytes.fromhex(path)
+
+
+def verify_proof(root: bytes, key: bytes, proof: Sequence[bytes]) -> bytes | None:
+    """The value of `key` under `root` if present, None if proven absent; ProofError otherwise."""
+    if not isinstance(root, bytes) or len(root) != HASH_LEN:
+        raise ProofError("a state root is a 32-byte hash")
+    if root == EMPTY_ROOT:
+        return None
+    nodes: dict[bytes, bytes] = {}
+    for data in proof:
+        if not isinstance(data, (bytes, bytearray)):
+            raise ProofError("proof nodes are bytes")
+        nodes[_hash(bytes(data))] = bytes(data)
+    path = key.hex()
+    node_hash: bytes | None = root
+    depth = 0
+    while node_hash is not None:
+        data = nodes.get(node_hash)
+        if data is None:
+            raise ProofError(f"proof lacks trie node {node_hash.hex()}")
+        try:
+            partial, children, value = decode_node(data)
+        except TrieError as exc:
+            raise ProofError(f"proof holds a malformed node: {exc}") from exc
+        if not path.startswith(partial, depth):
+            return None
+        depth += len(partial)
+        if depth == len(path):
+            return value
+        if children is None:
+            return None
+        node_hash = children[_NIBBLE[path[depth]]]
+        depth += 1
+    return None
