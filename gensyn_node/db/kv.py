@@ -1,0 +1,262 @@
+"""The one key-value interface of the node, over LevelDB (plyvel) or memory (unit tests only).
+
+Data path step: a block import composes every key of the block (header, body, number index,
+trie nodes, meta pointers) into one `write`, which is one atomic, synced LevelDB batch: a crash
+leaves either the whole block or none of it, and a write that returned survives a kill.
+
+Iteration runs over a snapshot taken when `iterate` is called, in key order (or reverse).
+Within one `write`, deletes apply after puts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from bisect import bisect_left, insort
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Protocol, Self
+
+import plyvel
+
+log = logging.getLogger(__name__)
+
+Puts = Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]]
+
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+DEFAULT_WRITE_BUFFER_BYTES = 16 * 1024 * 1024
+
+
+class StoreError(Exception):
+    """The key-value store cannot serve the request."""
+
+
+class StoreLockedError(StoreError):
+    """Another process (or another handle in this one) has the database open."""
+
+
+class StoreCorruptError(StoreError):
+    """LevelDB reports corruption in the database files."""
+
+
+class StoreClosedError(StoreError):
+    """The store was used after `close`."""
+
+
+class KVStore(Protocol):
+    """Bytes to bytes, sorted iteration, and atomic synced batches."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def iterate(
+        self, prefix: bytes, start: bytes | None = None, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]: ...
+
+    def write(self, puts: Puts, deletes: Iterable[bytes] = ()) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _pairs(puts: Puts) -> Iterable[tuple[bytes, bytes]]:
+    if isinstance(puts, Mapping):
+        return puts.items()
+    return puts
+
+
+def _check_bytes(what: str, value: object) -> bytes:
+    if type(value) is not bytes:
+        raise TypeError(f"key-value {what} must be bytes, not {type(value).__name__}")
+    return value
+
+
+def prefix_upper_bound(prefix: bytes) -> bytes | None:
+    """The smallest key above every key starting with `prefix`; None when there is none."""
+    trimmed = prefix.rstrip(b"\xff")
+    if not trimmed:
+        return None
+    return trimmed[:-1] + bytes([trimmed[-1] + 1])
+
+
+def _bounds(prefix: bytes, start: bytes | None, reverse: bool) -> tuple[bytes, bytes | None]:
+    """[lower, upper) of the keys an iteration visits; `start` is inclusive in either direction."""
+    lower, upper = prefix, prefix_upper_bound(prefix)
+    if start is not None:
+        if reverse:
+            after_start = start + b"\x00"
+            upper = after_start if upper is None else min(upper, after_start)
+        else:
+            lower = max(lower, start)
+    return lower, upper
+
+
+class MemoryKV:
+    """A dict with sorted iteration, behaving as LevelKV does. For unit tests only."""
+
+    def __init__(self) -> None:
+        self._data: dict[bytes, bytes] = {}
+        self._sorted: list[bytes] = []
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError("the in-memory store is closed")
+
+    def get(self, key: bytes) -> bytes | None:
+        self._check_open()
+        return self._data.get(key)
+
+    def iterate(
+        self, prefix: bytes, start: bytes | None = None, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        self._check_open()
+        lower, upper = _bounds(prefix, start, reverse)
+        keys = self._sorted
+        lo = bisect_left(keys, lower)
+        hi = len(keys) if upper is None else bisect_left(keys, upper, lo)
+        snapshot = [(k, self._data[k]) for k in keys[lo:hi]]
+        if reverse:
+            snapshot.reverse()
+        return iter(snapshot)
+
+    def write(self, puts: Puts, deletes: Iterable[bytes] = ()) -> None:
+        self._check_open()
+        # Check everything before touching the data, so a bad entry writes nothing.
+        staged = [(_check_bytes("key", k), _check_bytes("value", v)) for k, v in _pairs(puts)]
+        removed = [_check_bytes("key", k) for k in deletes]
+        for key, value in staged:
+            if key not in self._data:
+                insort(self._sorted, key)
+            self._data[key] = value
+        for key in removed:
+            if self._data.pop(key, None) is not None:
+                del self._sorted[bisect_left(self._sorted, key)]
+
+    def close(self) -> None:
+        self._closed = True
+
+
+# LevelDB's lock is a POSIX record lock, which the process drops as soon as it closes any
+# descriptor of the LOCK file: a second plyvel.DB() on an open path in this process fails, but
+# closing its descriptor releases the first handle's lock, so another process could then open the
+# same database. Refuse a second handle before LevelDB ever sees it.
+_open_paths: set[str] = set()
+_open_paths_lock = threading.Lock()
+
+
+class LevelKV:
+    """LevelDB through plyvel: synced atomic batches, a block cache, clear lock and corruption errors."""
+
+    def __init__(
+        self,
+        path: str,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        write_buffer_bytes: int = DEFAULT_WRITE_BUFFER_BYTES,
+    ) -> None:
+        self.path = os.path.realpath(path)
+        with _open_paths_lock:
+            if self.path in _open_paths:
+                raise StoreLockedError(f"the database at {self.path} is already open in this process")
+            _open_paths.add(self.path)
+        try:
+            os.makedirs(self.path, exist_ok=True)
+            self._db = self._open(cache_bytes, write_buffer_bytes)
+        except BaseException:
+            with _open_paths_lock:
+                _open_paths.discard(self.path)
+            raise
+        self._closed = False
+        log.debug("kv opened path=%s", self.path)
+
+    def _open(self, cache_bytes: int, write_buffer_bytes: int) -> plyvel.DB:
+        try:
+            return plyvel.DB(
+                self.path,
+                create_if_missing=True,
+                paranoid_checks=True,
+                lru_cache_size=cache_bytes,
+                write_buffer_size=write_buffer_bytes,
+                bloom_filter_bits=10,
+            )
+        except plyvel.CorruptionError as exc:
+            raise StoreCorruptError(f"the database at {self.path} is corrupt: {_text(exc)}") from exc
+        except plyvel.IOError as exc:
+            if _is_lock_error(exc):
+                raise StoreLockedError(
+                    f"the database at {self.path} is locked by another process (is another node "
+                    f"running with this base path?): {_text(exc)}"
+                ) from exc
+            raise StoreError(f"cannot open the database at {self.path}: {_text(exc)}") from exc
+
+    @property
+    def db(self) -> plyvel.DB:
+        if self._closed:
+            raise StoreClosedError(f"the database at {self.path} is closed")
+        return self._db
+
+    def get(self, key: bytes) -> bytes | None:
+        try:
+            return self.db.get(key)
+        except plyvel.CorruptionError as exc:
+            raise StoreCorruptError(f"corrupt read in {self.path}: {_text(exc)}") from exc
+
+    def iterate(
+        self, prefix: bytes, start: bytes | None = None, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        lower, upper = _bounds(prefix, start, reverse)
+        # Created now, so the iteration sees the store as it is at this call.
+        iterator = self.db.iterator(start=lower, stop=upper, reverse=reverse)
+        return self._guarded(iterator)
+
+    def _guarded(self, iterator: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
+        try:
+            yield from iterator
+        except plyvel.CorruptionError as exc:
+            raise StoreCorruptError(f"corrupt data while iterating {self.path}: {_text(exc)}") from exc
+        finally:
+            iterator.close()  # type: ignore[attr-defined]
+
+    def write(self, puts: Puts, deletes: Iterable[bytes] = ()) -> None:
+        # transaction=True: an exception inside the block discards the batch instead of writing
+        # the half that was put so far (plyvel's default writes it).
+        try:
+            with self.db.write_batch(transaction=True, sync=True) as batch:
+                for key, value in _pairs(puts):
+                    batch.put(_check_bytes("key", key), _check_bytes("value", value))
+                for key in deletes:
+                    batch.delete(_check_bytes("key", key))
+        except plyvel.CorruptionError as exc:
+            raise StoreCorruptError(f"corrupt write to {self.path}: {_text(exc)}") from exc
+        except plyvel.IOError as exc:
+            raise StoreError(f"write to {self.path} failed: {_text(exc)}") from exc
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._db.close()
+        with _open_paths_lock:
+            _open_paths.discard(self.path)
+        log.debug("kv closed path=%s", self.path)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _text(exc: BaseException) -> str:
+    arg = exc.args[0] if exc.args else exc
+    return arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = _text(exc).lower()
+    return "lock" in text and ("already held" in text or "temporarily unavailable" in text)
+
+
+def open_kv(path: str | None) -> KVStore:
+    """LevelDB at `path` (created if missing); None gives an in-memory store for unit tests."""
+    if path is None:
+        return MemoryKV()
+    return LevelKV(path)
