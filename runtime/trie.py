@@ -60,6 +60,7 @@ _NIBBLE = {c: i for i, c in enumerate(_HEX)}
 # The character sorting right after each nibble: `prefix + _NEXT[c]` bounds the keys under c.
 _NEXT = {c: chr(ord(c) + 1) for c in _HEX}
 _BIT = tuple(1 << i for i in range(16))
+_blake2b = hashlib.blake2b
 
 # A decoded node is (partial, children, value): children is None for a leaf, else 16 slots each
 # holding a child hash or None. While `apply` runs, a slot may also hold an uncommitted node tuple.
@@ -179,7 +180,7 @@ def _decode_branch(data: bytes, kind: int, partial: str, start: int) -> Node:
     return (partial, tuple(children), bytes(data[pos:]))
 
 
-def _hash(data: bytes, _blake2b=hashlib.blake2b) -> bytes:
+def _hash(data: bytes) -> bytes:
     return _blake2b(data, digest_size=32).digest()
 
 
@@ -325,15 +326,34 @@ class Trie:
         """Apply the changes (None deletes) and return (new_root, new_nodes); self is unchanged."""
         if not changes:
             return self.root, {}
-        items = sorted((_key_hex(k), _check_value(v)) for k, v in changes.items())
-        update = _Update(self, [k for k, _ in items], [v for _, v in items])
-        return update.run()
+        keys, values = _sorted_changes(changes)
+        return _Update(self, keys, values).run()
+
+
+def _sorted_changes(changes: Mapping[bytes, bytes | None]) -> tuple[list[str], list[bytes | None]]:
+    """The changes as parallel lists of hex keys and values, in key order; checks their types."""
+    if not all(type(k) is bytes for k in changes):
+        bad = next(k for k in changes if type(k) is not bytes)
+        raise TypeError(f"trie keys are bytes, not {type(bad).__name__}")
+    longest = max(map(len, changes))
+    if longest > MAX_KEY_BYTES:
+        raise ValueError(f"trie key of {longest} bytes exceeds the limit of {MAX_KEY_BYTES}")
+    items = sorted(zip([k.hex() for k in changes], changes.values()))
+    values = [v for _, v in items]
+    if not all(v is None or type(v) is bytes for v in values):
+        values = [_check_value(v) for v in values]
+    return [k for k, _ in items], values
 
 
 class _Update:
-    """One batch update: rebuilds the dirty paths bottom-up, encoding each new node once."""
+    """One batch update: rebuilds the dirty paths bottom-up, encoding each new node once.
 
-    __slots__ = ("keys", "load", "new_nodes", "trie", "values")
+    `update`/`fill` return a node tuple that is not yet committed (encoded and hashed): its
+    partial key may still grow if its parent ends up with no value and this lone child. Once a
+    branch is final its new children are committed, so each dirty node is encoded exactly once.
+    """
+
+    __slots__ = ("capacity", "keys", "load", "new_nodes", "nodes", "touch", "trie", "values")
 
     def __init__(self, trie: Trie, keys: list[str], values: list[bytes | None]) -> None:
         self.trie = trie
@@ -341,6 +361,10 @@ class _Update:
         self.values = values
         self.new_nodes: dict[bytes, bytes] = {}
         self.load = trie.load_node
+        cache = trie._cache
+        self.nodes = cache._nodes
+        self.touch = cache._nodes.move_to_end
+        self.capacity = cache.capacity
 
     def run(self) -> tuple[bytes, dict[bytes, bytes]]:
         root = self.trie.root
@@ -357,31 +381,50 @@ class _Update:
             return EMPTY_ROOT, {}
         return self.commit(new), self.new_nodes
 
-    def _slot_node(self, slot: bytes | Node) -> Node:
-        return slot if type(slot) is tuple else self.load(slot)  # type: ignore[arg-type,return-value]
+    def _get(self, slot: bytes | Node) -> Node:
+        """The node in a child slot: an uncommitted node, or a hash to load."""
+        if type(slot) is tuple:
+            return slot  # type: ignore[return-value]
+        node = self.nodes.get(slot)  # type: ignore[call-overload]
+        if node is None:
+            return self.load(slot)  # type: ignore[arg-type]
+        self.touch(slot)
+        return node
 
     def update(self, node: Node, depth: int, lo: int, hi: int) -> Node | None:
         """Apply keys[lo:hi] (all sharing the path above `node`) to the subtree at `node`."""
         partial, children, value = node
         keys = self.keys
         first = keys[lo]
-        last = keys[hi - 1]
-        if first.startswith(partial, depth) and last.startswith(partial, depth):
-            return self.fill(node, partial, children, value, depth, lo, hi)
+        if first.startswith(partial, depth):
+            if children is None and hi - lo == 1 and len(first) == depth + len(partial):
+                return self.set_leaf(node, self.values[lo])
+            if keys[hi - 1].startswith(partial, depth):
+                return self.fill(node, partial, children, value, depth, lo, hi, None)
         # Some key leaves the node's partial key. Deleting an absent key changes nothing; any
         # insert splits the node where the first key leaves it.
         inside = self._range_with_prefix(first[:depth] + partial, lo, hi)
         if inside is not None:
             start, stop = inside
-            return node if start == stop else self.fill(node, partial, children, value, depth, start, stop)
+            if start == stop:
+                return node
+            return self.fill(node, partial, children, value, depth, start, stop, None)
         limit = len(partial)
         cut = min(
             _common_prefix_len(partial, first[depth:], 0, limit),
-            _common_prefix_len(partial, last[depth:], 0, limit),
+            _common_prefix_len(partial, keys[hi - 1][depth:], 0, limit),
         )
         slots: list = [None] * 16
-        slots[_NIBBLE[partial[cut]]] = (partial[cut + 1 :], children, value)
-        return self.fill(None, partial[:cut], slots, None, depth, lo, hi)
+        index = _NIBBLE[partial[cut]]
+        slots[index] = (partial[cut + 1 :], children, value)
+        return self.fill(None, partial[:cut], slots, None, depth, lo, hi, [index])
+
+    @staticmethod
+    def set_leaf(leaf: Node, value: bytes | None) -> Node | None:
+        """A leaf whose own key is the one change."""
+        if value is None:
+            return None
+        return leaf if value == leaf[2] else (leaf[0], None, value)
 
     def _range_with_prefix(self, prefix: str, lo: int, hi: int) -> tuple[int, int] | None:
         """The range of keys[lo:hi] under `prefix` if every key outside it is a delete, else None."""
@@ -405,7 +448,7 @@ class _Update:
             return None if value is None else (keys[lo][depth:], None, value)
         first = keys[lo]
         cut = _common_prefix_len(first, keys[hi - 1], depth, len(first))
-        return self.fill(None, first[depth : depth + cut], None, None, depth, lo, hi)
+        return self.fill(None, first[depth : depth + cut], None, None, depth, lo, hi, None)
 
     def fill(
         self,
@@ -416,8 +459,12 @@ class _Update:
         depth: int,
         lo: int,
         hi: int,
+        dirty: list[int] | None,
     ) -> Node | None:
-        """Apply keys[lo:hi], which all start with `partial` at `depth`, below this node."""
+        """Apply keys[lo:hi], which all start with `partial` at `depth`, below this node.
+
+        `dirty` lists the child slots already holding uncommitted nodes.
+        """
         keys = self.keys
         end = depth + len(partial)
         i = lo
@@ -430,67 +477,76 @@ class _Update:
         slots = children
         if i < hi:
             slots = [None] * 16 if children is None else list(children)
-            changed = self.fill_children(slots, end, i, hi) or changed
+            touched = self.fill_children(slots, end, i, hi)
+            if touched:
+                changed = True
+                dirty = touched if dirty is None else dirty + touched
         if not changed:
             return original
-        return self.normalize(partial, slots, new_value)
+        if slots is None:
+            return None if new_value is None else (partial, None, new_value)
+        present = 16 - slots.count(None)
+        if present == 0:
+            return None if new_value is None else (partial, None, new_value)
+        if present == 1 and new_value is None:
+            return self.merge_lone_child(partial, slots)
+        if dirty:
+            commit = self.commit
+            for index in dirty:
+                slot = slots[index]
+                if type(slot) is tuple:
+                    slots[index] = commit(slot)
+        return (partial, slots, new_value)
 
-    def fill_children(self, slots: list, end: int, i: int, hi: int) -> bool:
+    def merge_lone_child(self, partial: str, slots: tuple | list) -> Node:
+        """A branch left with one child and no value becomes that child, its key lengthened."""
+        for index, slot in enumerate(slots):
+            if slot is not None:
+                child_partial, grandchildren, child_value = self._get(slot)
+                return (partial + _HEX[index] + child_partial, grandchildren, child_value)
+        raise TrieError("a branch with one child has none")
+
+    def fill_children(self, slots: list, end: int, i: int, hi: int) -> list[int]:
+        """Apply keys[i:hi] to the child slots, grouped by their nibble at `end`; the changed slots."""
         keys = self.keys
-        changed = False
+        values = self.values
+        touched: list[int] = []
         child_depth = end + 1
         while i < hi:
             key = keys[i]
             nibble = key[end]
-            if i + 1 == hi or keys[i + 1][end] != nibble:
-                j = i + 1
-            else:
-                j = bisect_left(keys, key[:end] + _NEXT[nibble], i + 2, hi)
+            j = i + 1
+            if j < hi and keys[j][end] == nibble:
+                j = bisect_left(keys, key[:end] + _NEXT[nibble], j + 1, hi)
             index = _NIBBLE[nibble]
             slot = slots[index]
             if slot is None:
-                new = self.build(child_depth, i, j)
+                if j - i == 1:
+                    value = values[i]
+                    new = None if value is None else (key[child_depth:], None, value)
+                else:
+                    new = self.build(child_depth, i, j)
                 if new is not None:
                     slots[index] = new
-                    changed = True
+                    touched.append(index)
             else:
-                old = self._slot_node(slot)
+                old = self._get(slot)
                 new = self.update(old, child_depth, i, j)
                 if new is not old:
                     slots[index] = new
-                    changed = True
+                    touched.append(index)
             i = j
-        return changed
-
-    def normalize(self, partial: str, slots: tuple | list | None, value: bytes | None) -> Node | None:
-        """The canonical node for these parts: nothing, a leaf, a merge with a lone child, a branch."""
-        if slots is None:
-            return None if value is None else (partial, None, value)
-        present = 16 - slots.count(None)
-        if present == 0:
-            return None if value is None else (partial, None, value)
-        if present == 1 and value is None:
-            for index, slot in enumerate(slots):
-                if slot is not None:
-                    child_partial, grandchildren, child_value = self._slot_node(slot)
-                    return (partial + _HEX[index] + child_partial, grandchildren, child_value)
-        return (partial, slots, value)
+        return touched
 
     def commit(self, node: Node) -> bytes:
-        """Encode and hash a new node and its uncommitted children; return its hash."""
-        partial, slots, value = node
-        if slots is not None:
-            committed: Node = (
-                partial,
-                tuple([self.commit(s) if type(s) is tuple else s for s in slots]),
-                value,
-            )
-        else:
-            committed = node
-        data = encode_node(committed)
-        node_hash = _hash(data)
+        """Encode and hash a final node, whose children are all hashes; return its hash."""
+        data = encode_node(node)
+        node_hash = _blake2b(data, digest_size=32).digest()
         self.new_nodes[node_hash] = data
-        self.trie._cache.put(node_hash, committed)
+        nodes = self.nodes
+        nodes[node_hash] = node
+        if len(nodes) > self.capacity:
+            nodes.popitem(last=False)
         return node_hash
 
 

@@ -1,1 +1,1 @@
-"""runtime/pallets."""
+"""Pallets: each a folder with the same anatomy (storage, events, errors, calls)."""

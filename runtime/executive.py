@@ -1,0 +1,308 @@
+"""The executive: the block's state transition, one path for building, importing and validating.
+
+    initialize_block → apply_extrinsic (each) → finalize_block      (BlockBuilder, execute_block)
+    validate_transaction                                             (the tx pool)
+
+A signed extrinsic is checked before dispatch in Substrate's order: era (its birth block must
+be known), signature over the payload with spec/tx version and genesis hash, nonce, block
+weight, fee. Then the nonce is bumped and the fee withdrawn; the call runs in a storage layer
+that is rolled back if it fails, and the failure is recorded as `ExtrinsicFailed` with a
+named error. Anything that fails a check is an invalid transaction: the pool rejects it, and a
+block that contains it is rejected whole.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from runtime.block import Block, Header, compute_extrinsics_root, pre_runtime_digest
+from runtime.codec.errors import CodecError
+from runtime.codec.scale import encode_compact
+from runtime.context import PHASE_FINALIZATION, BlockContext, phase_apply_extrinsic
+from runtime.crypto import verify_signature
+from runtime.extrinsic import Extrinsic, decode_extrinsic, signing_payload
+from runtime.frame import NONE, DispatchError, signed
+from runtime.hashing import blake2_256
+from runtime.pallets.indices import SYSTEM
+from runtime.pallets.system import storage as system
+from runtime.pallets.system.account import get_account, put_account
+from runtime.pallets.system.events import EVENTS as SYSTEM_EVENTS
+from runtime.pallets.transaction_payment.fees import (
+    compute_fee,
+    compute_priority,
+    distribute_fee,
+    withdraw_fee,
+)
+from runtime.params import ChainParameters
+from runtime.storage import OverlayState
+from runtime.transaction_validity import InvalidTransaction, TransactionValidityError, ValidTransaction
+from runtime.trie import Trie
+from runtime.types import DispatchInfo, era_birth, era_death
+from runtime.version import Runtime, get_runtime
+
+_U32 = struct.Struct("<I")
+INHERENT_CALLS = {("Timestamp", "set")}
+BLOCK_HASH_COUNT = 2400
+_SUCCESS_INDEX = SYSTEM_EVENTS.by_name["ExtrinsicSuccess"].index
+
+
+class InvalidBlock(Exception):
+    """A block that must not be imported: wrong roots, parent, an invalid extrinsic."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOutcome:
+    success: bool
+    error: Any = None  # the DispatchError value when the call failed
+    message: str = ""
+
+
+def get_params(state: OverlayState) -> ChainParameters:
+    raw = state.get(system.ChainParameters.key())
+    if raw is None:
+        raise InvalidBlock("state has no chain parameters (not a genesis-built state)")
+    return ChainParameters.from_scale(raw)
+
+
+def get_state_runtime(state: OverlayState) -> Runtime:
+    return get_runtime(system.SpecVersion.get(state))
+
+
+def block_hash_at(ctx: BlockContext, number: int) -> bytes | None:
+    if number == ctx.block_number - 1:
+        return ctx.parent_hash
+    raw = ctx.state.get(system.BlockHash.key(number))
+    return raw
+
+
+# --- block lifecycle -------------------------------------------------------------------------------
+
+
+def initialize_block(state: OverlayState, header: Header) -> tuple[Runtime, BlockContext]:
+    """Enact a scheduled runtime upgrade, set up the block's context and run on_initialize."""
+    pending = system.PendingSpecVersion.get(state)
+    upgraded = pending is not None
+    if upgraded:
+        system.SpecVersion.put(state, pending)
+        system.PendingSpecVersion.kill(state)
+    runtime = get_state_runtime(state)
+    slot, author = header.slot_and_author()
+    ctx = BlockContext(state, get_params(state), header.number, header.parent_hash, author, slot)
+    runtime.on_initialize(ctx)
+    if upgraded:
+        ctx.deposit_event(SYSTEM, SYSTEM_EVENTS, "CodeUpdated")
+    system.Randomness.put(state, blake2_256(system.Randomness.get(state) + header.parent_hash))
+    if header.number > BLOCK_HASH_COUNT:
+        system.BlockHash.remove(state, header.number - 1 - BLOCK_HASH_COUNT)
+    return runtime, ctx
+
+
+def finalize_block(runtime: Runtime, ctx: BlockContext, extrinsic_count: int, total_length: int) -> None:
+    """Run on_finalize and write the block's events and counters into state."""
+    ctx.phase = PHASE_FINALIZATION
+    runtime.on_finalize(ctx)
+    state = ctx.state
+    state.set(system.Events.key(), encode_compact(len(ctx.events)) + b"".join(ctx.events))
+    system.EventCount.put(state, len(ctx.events))
+    system.ExtrinsicCount.put(state, extrinsic_count)
+    system.ExtrinsicLengths.put(state, total_length)
+
+
+# --- transaction checks ------------------------------------------------------------------------------
+
+
+def _check_signed(runtime: Runtime, ctx: BlockContext, xt: Extrinsic) -> tuple[int, int, Any]:
+    """Verify era, signature, weight and fee affordability; returns (weight, fee, call def)."""
+    birth = era_birth(xt.era, ctx.block_number)
+    if birth > ctx.block_number:
+        raise InvalidTransaction("AncientBirthBlock", "the era's birth block is in the future")
+    era_hash = block_hash_at(ctx, birth)
+    if era_hash is None:
+        raise InvalidTransaction("AncientBirthBlock", f"the era's birth block {birth} is unknown or too old")
+    genesis_hash = block_hash_at(ctx, 0)
+    payload = signing_payload(xt.call_bytes, xt.era_bytes, xt.nonce, xt.tip, runtime.spec_version,
+                              runtime.version["transaction_version"], genesis_hash or bytes(32), era_hash)
+    if not verify_signature(xt.scheme, xt.signer, payload, xt.signature):  # type: ignore[arg-type]
+        raise InvalidTransaction(
+            "BadProof", "bad signature (or signed for another chain, spec version, transaction version or era)")
+    call = runtime.get_call(xt.call)
+    weight = call.get_weight(xt.call[2])
+    if ctx.weight_used + weight > ctx.params.max_block_weight or xt.length > ctx.params.max_block_length:
+        raise InvalidTransaction("ExhaustsResources", "the transaction does not fit in the block")
+    fee = compute_fee(ctx.params, xt.length, weight, xt.tip) if call.pays_fee else 0
+    return weight, fee, call
+
+
+def validate_transaction(state: OverlayState, best: Header, raw: bytes) -> tuple[ValidTransaction, Extrinsic]:
+    """Check a transaction against the state after `best` (for the pool); raises
+    InvalidTransaction with a reason. Nothing is written to `state`."""
+    runtime = get_state_runtime(state)
+    try:
+        xt = decode_extrinsic(raw, runtime)
+    except CodecError as exc:
+        raise InvalidTransaction("Call", f"could not decode: {exc}") from None
+    if not xt.is_signed:
+        raise InvalidTransaction("Call", "unsigned transactions are accepted only as a block's inherents")
+    ctx = BlockContext(state, get_params(state), best.number + 1, best.hash)
+    weight, fee, _call = _check_signed(runtime, ctx, xt)
+    account = get_account(state, xt.signer)  # type: ignore[arg-type]
+    if xt.nonce < account.nonce:
+        raise InvalidTransaction("Stale", f"nonce {xt.nonce} is below the account's next nonce {account.nonce}")
+    state.start_layer()
+    try:
+        withdraw_fee(ctx, xt.signer, fee)  # type: ignore[arg-type]
+    finally:
+        state.rollback_layer()
+    signer = xt.signer or b""
+    provides = (signer + _U32.pack(xt.nonce),)
+    requires = (signer + _U32.pack(xt.nonce - 1),) if xt.nonce > account.nonce else ()
+    longevity = max(1, min(era_death(xt.era, ctx.block_number), 2**64 - 1) - ctx.block_number)
+    return ValidTransaction(compute_priority(fee, xt.tip, weight, xt.length), requires, provides, longevity), xt
+
+
+def apply_extrinsic(runtime: Runtime, ctx: BlockContext, xt: Extrinsic, index: int) -> ApplyOutcome:
+    """Check and dispatch one extrinsic at position `index`; raises TransactionValidityError
+    (the extrinsic may not be in the block), returns whether its call succeeded."""
+    ctx.phase = phase_apply_extrinsic(index)
+    state = ctx.state
+    pallet_name = runtime.pallets_by_index[xt.call[0]].name
+    if not xt.is_signed:
+        if (pallet_name, xt.call[1]) not in INHERENT_CALLS or index != 0:
+            raise InvalidTransaction("Call", "only Timestamp.set may be unsigned, as the block's first extrinsic")
+        return _dispatch(runtime, ctx, xt, NONE, runtime.get_call(xt.call).get_weight(xt.call[2]), 0)
+    if (pallet_name, xt.call[1]) in INHERENT_CALLS:
+        raise InvalidTransaction("Call", "inherents may not be signed")
+    weight, fee, _call = _check_signed(runtime, ctx, xt)
+    signer: bytes = xt.signer  # type: ignore[assignment]
+    account = get_account(state, signer)
+    if xt.nonce != account.nonce:
+        kind = "Stale" if xt.nonce < account.nonce else "Future"
+        raise InvalidTransaction(kind, f"nonce {xt.nonce} is not the account's next nonce {account.nonce}")
+    if account.providers == 0:
+        raise InvalidTransaction("Payment", "the signer's account does not exist")
+    account.nonce += 1
+    put_account(state, signer, account)
+    withdraw_fee(ctx, signer, fee)
+    outcome = _dispatch(runtime, ctx, xt, signed(signer), weight, fee)
+    distribute_fee(ctx, signer, fee, xt.tip)
+    return outcome
+
+
+def _dispatch(runtime: Runtime, ctx: BlockContext, xt: Extrinsic, origin: Any, weight: int, fee: int) -> ApplyOutcome:
+    call = runtime.get_call(xt.call)
+    state = ctx.state
+    state.start_layer()
+    try:
+        runtime.dispatch(ctx, origin, xt.call)
+    except DispatchError as exc:
+        state.rollback_layer()
+        ctx.weight_used += weight
+        info = {"weight": {"ref_time": weight, "proof_size": 0}, "class": call.dispatch_class,
+                "pays_fee": "Yes" if call.pays_fee else "No"}
+        ctx.deposit_event(SYSTEM, SYSTEM_EVENTS, "ExtrinsicFailed", {"dispatch_error": exc.error, "dispatch_info": info})
+        if not xt.is_signed:
+            raise InvalidTransaction("Call", f"inherent failed: {exc}") from None
+        return ApplyOutcome(False, exc.error, str(exc))
+    state.commit_layer()
+    ctx.weight_used += weight
+    ctx.deposit_event_raw(SYSTEM, _SUCCESS_INDEX, _dispatch_info_bytes(weight, call))
+    return ApplyOutcome(True)
+
+
+def _dispatch_info_bytes(weight: int, call: Any) -> bytes:
+    info = {"weight": {"ref_time": weight, "proof_size": 0}, "class": call.dispatch_class,
+            "pays_fee": "Yes" if call.pays_fee else "No"}
+    return DispatchInfo.encode(info)
+
+
+# --- whole blocks --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutedBlock:
+    state_root: bytes
+    new_nodes: dict[bytes, bytes]
+    changes: dict[bytes, bytes | None]
+    outcomes: tuple[ApplyOutcome, ...]
+
+
+def execute_block(trie: Trie, block: Block) -> ExecutedBlock:
+    """Re-execute `block` on the state `trie` (its parent's) and verify its roots; raises
+    InvalidBlock with the reason. Nothing is written anywhere: the caller commits the result."""
+    header = block.header
+    if compute_extrinsics_root(block.extrinsics) != header.extrinsics_root:
+        raise InvalidBlock("extrinsics root does not match the body")
+    state = OverlayState(trie.get, trie.iter_prefix)
+    try:
+        runtime, ctx = initialize_block(state, header)
+        outcomes = []
+        total_length = 0
+        for index, raw in enumerate(block.extrinsics):
+            try:
+                xt = decode_extrinsic(raw, runtime)
+            except CodecError as exc:
+                raise InvalidBlock(f"extrinsic {index} does not decode: {exc}") from None
+            outcomes.append(apply_extrinsic(runtime, ctx, xt, index))
+            total_length += len(raw)
+        finalize_block(runtime, ctx, len(block.extrinsics), total_length)
+    except TransactionValidityError as exc:
+        raise InvalidBlock(f"invalid extrinsic: {exc}") from None
+    except DispatchError as exc:
+        raise InvalidBlock(f"block hook failed: {exc}") from None
+    except CodecError as exc:
+        raise InvalidBlock(f"malformed block: {exc}") from None
+    state_root, new_nodes = trie.apply(state.changes)
+    if state_root != header.state_root:
+        raise InvalidBlock("state root does not match the header's")
+    return ExecutedBlock(state_root, new_nodes, state.changes, tuple(outcomes))
+
+
+class BlockBuilder:
+    """Builds a block on `parent` (the author's path): inherents first, then transactions one by
+    one; a transaction that turns out invalid is rolled back and reported, not included."""
+
+    def __init__(self, trie: Trie, parent: Header, slot: int, author: bytes, timestamp_ms: int):
+        self.trie = trie
+        self.state = OverlayState(trie.get, trie.iter_prefix)
+        self.header = Header(parent.hash, parent.number + 1, bytes(32), bytes(32), (pre_runtime_digest(slot, author),))
+        self.runtime, self.ctx = initialize_block(self.state, self.header)
+        self.extrinsics: list[bytes] = []
+        self.total_length = 0
+        from runtime.extrinsic import encode_unsigned
+
+        inherent = encode_unsigned(self.runtime.encode_call("Timestamp", "set", {"now": timestamp_ms}))
+        self.push(inherent)
+
+    def push(self, raw: bytes) -> ApplyOutcome:
+        """Apply one extrinsic; raises TransactionValidityError (state untouched) if it is invalid."""
+        if self.total_length + len(raw) > self.ctx.params.max_block_length:
+            raise InvalidTransaction("ExhaustsResources", "the block is full")
+        try:
+            xt = decode_extrinsic(raw, self.runtime)
+        except CodecError as exc:
+            raise InvalidTransaction("Call", f"could not decode: {exc}") from None
+        self.state.start_layer()
+        events_before, weight_before = len(self.ctx.events), self.ctx.weight_used
+        try:
+            outcome = apply_extrinsic(self.runtime, self.ctx, xt, len(self.extrinsics))
+        except (TransactionValidityError, DispatchError) as exc:
+            self.state.rollback_layer()
+            del self.ctx.events[events_before:]
+            self.ctx.weight_used = weight_before
+            if isinstance(exc, DispatchError):
+                raise InvalidTransaction("Payment", str(exc)) from None
+            raise
+        self.state.commit_layer()
+        self.extrinsics.append(raw)
+        self.total_length += len(raw)
+        return outcome
+
+    def build(self) -> tuple[Block, ExecutedBlock]:
+        """Finalize, compute the roots and return the unsealed block with what to commit."""
+        finalize_block(self.runtime, self.ctx, len(self.extrinsics), self.total_length)
+        state_root, new_nodes = self.trie.apply(self.state.changes)
+        header = Header(self.header.parent_hash, self.header.number, state_root,
+                        compute_extrinsics_root(self.extrinsics), self.header.digest)
+        return Block(header, tuple(self.extrinsics)), ExecutedBlock(state_root, new_nodes, self.state.changes, ())

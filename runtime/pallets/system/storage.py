@@ -1,0 +1,24 @@
+"""System storage items."""
+
+from runtime.codec.scale import Bytes, u32
+from runtime.frame import StorageMap, StorageValue
+from runtime.params import ChainParametersType
+from runtime.types import AccountId, AccountInfo, BlockNumber, Hash, Header
+
+Account = StorageMap("Account", [("Blake2_128Concat", AccountId)], AccountInfo, docs="The full account information for a particular account ID.")
+BlockHash = StorageMap("BlockHash", [("Twox64Concat", BlockNumber)], Hash, default=bytes(32), docs="Map of block numbers to block hashes.")
+Number = StorageValue("Number", BlockNumber, default=0, docs="The current block number being processed.")
+ParentHash = StorageValue("ParentHash", Hash, default=bytes(32), docs="Hash of the previous block.")
+Digest = StorageValue("Digest", Header.fields[4][1], default={"logs": []}, docs="Digest of the current block.")
+# The events of the current block as SCALE Vec<EventRecord>; the executive writes the bytes.
+Events = StorageValue("Events", Bytes(), docs="Events deposited for the current block (Vec<EventRecord>).")
+EventCount = StorageValue("EventCount", u32, default=0, docs="The number of events in the `Events<T>` list.")
+ExtrinsicCount = StorageValue("ExtrinsicCount", u32, default=0, docs="Total extrinsics count for the current block.")
+Randomness = StorageValue("Randomness", Hash, default=bytes(32), docs="Randomness mixed from every block author's slot signature.")
+SpecVersion = StorageValue("SpecVersion", u32, default=0, docs="The spec_version of the runtime in force.")
+PendingSpecVersion = StorageValue("PendingSpecVersion", u32, docs="A runtime upgrade enacted from the next block.")
+ChainParameters = StorageValue("ChainParameters", ChainParametersType, docs="The chain spec's parameters.")
+ExtrinsicLengths = StorageValue("AllExtrinsicsLen", u32, default=0, docs="Total length (in bytes) of the extrinsics of the current block.")
+
+ITEMS = [Account, Number, ParentHash, BlockHash, Digest, Events, EventCount, ExtrinsicCount, ExtrinsicLengths,
+         Randomness, SpecVersion, PendingSpecVersion, ChainParameters]

@@ -1,0 +1,5 @@
+"""Timestamp emits no events."""
+
+from runtime.frame import event_enum
+
+EVENTS = event_enum("Timestamp", [])
