@@ -1,0 +1,301 @@
+"""The JSON-RPC server: HTTP POST and WebSocket on one port, inside the caller's trio nursery.
+
+Data path: our own listening socket (bound without SO_REUSEPORT, so a busy port is an error,
+not a silent second listener) -> the accept gate (connection limit, HTTP 503 beyond it, the
+per-connection state in limits.py) -> hypercorn's trio connection handler (HTTP/1.1 and
+WebSocket parsing, keep-alive) -> the raw ASGI app below -> dispatch.py.
+
+We drive hypercorn's `TCPServer` ourselves instead of `hypercorn.trio.serve`, because `serve`
+binds its own SO_REUSEPORT sockets and gives no hook where a connection opens and closes, which
+the connection limit and the per-connection rate limit need. The ASGI app is a plain function
+rather than Starlette: one endpoint, and no middleware on a path measured in microseconds.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.utils import parse_socket_addr, wrap_app
+
+from gensyn_node.rpc import errors as E
+from gensyn_node.rpc.api import RpcApi
+from gensyn_node.rpc.dispatch import Dispatcher, encode_error
+from gensyn_node.rpc.errors import RpcPortBusy
+from gensyn_node.rpc.limits import ConnectionRegistry
+from gensyn_node.rpc.websocket import ASGIReceive, ASGISend, WsSession
+
+log = logging.getLogger(__name__)
+
+RPC_METHODS_MODES = ("safe", "unsafe", "auto")
+
+# A refused connection gets this long to send its request head and to read our 503.
+_REFUSE_TIMEOUT_S = 1.0
+_REFUSE_READ_LIMIT = 16 * 1024
+
+_JSON_HEADERS = [(b"content-type", b"application/json; charset=utf-8")]
+# The unread rest of an oversize body makes the connection unusable: tell the client so.
+_CLOSE_HEADERS = _JSON_HEADERS + [(b"connection", b"close")]
+
+
+@dataclass(frozen=True, slots=True)
+class RpcConfig:
+    """Where and under which limits the RPC server listens.
+
+    `rpc_methods_mode`: "safe" refuses methods registered `unsafe=True` (Substrate's -32601
+    "RPC call is unsafe to be called externally"), "unsafe" allows them, "auto" allows them only
+    while bound to a loopback address. Rate limit: `rate_limit_per_second` calls per connection,
+    `rate_limit_burst` saved up (defaults to the rate); None switches it off.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 9944
+    external: bool = False
+    max_request_bytes: int = 10 * 1024 * 1024
+    max_connections: int = 100
+    max_subscriptions_per_connection: int = 1024
+    rate_limit_per_second: float | None = 10_000.0
+    rate_limit_burst: float | None = None
+    max_batch_len: int = 1000
+    max_in_flight_per_connection: int = 64
+    rpc_methods_mode: str = "safe"
+    keep_alive_timeout_s: float = 15.0
+    backlog: int = 128
+
+    def __post_init__(self) -> None:
+        if self.rpc_methods_mode not in RPC_METHODS_MODES:
+            raise ValueError(f"rpc_methods_mode must be one of {RPC_METHODS_MODES}, not {self.rpc_methods_mode!r}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port out of range: {self.port}")
+        for name in (
+            "max_request_bytes", "max_connections", "max_subscriptions_per_connection",
+            "max_batch_len", "max_in_flight_per_connection", "backlog",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.rate_limit_per_second is not None and self.rate_limit_per_second <= 0:
+            raise ValueError("rate_limit_per_second must be positive or None")
+
+    @property
+    def bind_host(self) -> str:
+        """The address to bind: everything when `external`, else `host`."""
+        return "0.0.0.0" if self.external else self.host
+
+    @property
+    def allows_unsafe(self) -> bool:
+        """Whether methods registered `unsafe=True` may be called."""
+        if self.rpc_methods_mode == "auto":
+            return not self.external and self.host in ("127.0.0.1", "localhost", "::1")
+        return self.rpc_methods_mode == "unsafe"
+
+
+def bind_rpc_socket(host: str, port: int, backlog: int) -> socket.socket:
+    """A listening, non-blocking socket; RpcPortBusy if the port is taken. SO_REUSEADDR only
+    lets us rebind over TIME_WAIT; without SO_REUSEPORT a live listener makes bind fail."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            raise RpcPortBusy(host, port, exc.strerror or str(exc)) from exc
+        raise
+    return sock
+
+
+def _hypercorn_config(config: RpcConfig) -> HypercornConfig:
+    hc = HypercornConfig()
+    hc.keep_alive_timeout = config.keep_alive_timeout_s
+    # One keep-alive connection may carry any number of requests (the rate limit bounds them).
+    hc.keep_alive_max_requests = 2**62
+    # Hypercorn closes the socket (1009) above its own limit; below it we answer -32007 ourselves.
+    hc.websocket_max_message_size = 2 * config.max_request_bytes + 64 * 1024
+    hc.include_server_header = False
+    hc.accesslog = None
+    return hc
+
+
+async def _send_http(send: ASGISend, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": headers + [(b"content-length", str(len(body)).encode())],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+class RpcServer:
+    """The ASGI app and the accept gate of one serve_rpc call."""
+
+    def __init__(self, api: RpcApi, config: RpcConfig) -> None:
+        self.config = config
+        self.registry = ConnectionRegistry(
+            config.max_connections, config.rate_limit_per_second, config.rate_limit_burst
+        )
+        self.dispatcher = Dispatcher(api, allow_unsafe=config.allows_unsafe, max_batch_len=config.max_batch_len)
+        self._hypercorn = _hypercorn_config(config)
+        self._asgi = wrap_app(self.app, self._hypercorn.wsgi_max_body_size, "asgi")
+        self._context = WorkerContext(None)
+        self._refusing = 0
+        self._oversize_reply = encode_error(
+            None, E.OVERSIZED_REQUEST, E.OVERSIZED_REQUEST_MSG, f"Exceeded max limit of {config.max_request_bytes}"
+        ).encode()
+
+    async def handle_connection(self, stream: trio.SocketStream) -> None:
+        """The accept gate: count the connection, or refuse it with 503 when full."""
+        try:
+            sock = stream.socket
+            client = parse_socket_addr(sock.family, sock.getpeername())
+        except OSError:
+            await stream.aclose()
+            return
+        if self.registry.is_full():
+            await self._refuse(stream)
+            return
+        self.registry.open(client)
+        try:
+            await TCPServer(self._asgi, self._hypercorn, self._context, {}, stream).run()
+        except Exception:  # the edge: one connection must not end the server
+            log.warning("rpc connection failed client=%s", client, exc_info=True)
+        finally:
+            self.registry.close(client)
+
+    async def _refuse(self, stream: trio.SocketStream) -> None:
+        if self._refusing >= self.config.max_connections:  # a flood: do not even answer
+            await stream.aclose()
+            return
+        self._refusing += 1
+        try:
+            body = encode_error(None, E.SERVER_IS_BUSY, E.SERVER_IS_BUSY_MSG, "Too many connections").encode()
+            head = (
+                b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+                b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n"
+            )
+            with trio.move_on_after(_REFUSE_TIMEOUT_S):
+                # Read the request head first, so that closing does not reset the connection
+                # before the client has read our answer.
+                seen = b""
+                while b"\r\n\r\n" not in seen and len(seen) < _REFUSE_READ_LIMIT:
+                    chunk = await stream.receive_some(4096)
+                    if not chunk:
+                        break
+                    seen += chunk
+                await stream.send_all(head + body)
+                await stream.send_eof()
+                while await stream.receive_some(4096):
+                    pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        finally:
+            self._refusing -= 1
+            await stream.aclose()
+
+    async def app(self, scope: dict[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
+        """The ASGI entry point for every request and WebSocket on the port."""
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+
+    async def _http(self, scope: dict[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
+        if scope["method"] != "POST":
+            body = encode_error(None, E.INVALID_REQUEST, E.INVALID_REQUEST_MSG, "use POST").encode()
+            await _send_http(send, 405, body, _JSON_HEADERS + [(b"allow", b"POST")])
+            return
+        limit = self.config.max_request_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit() or int(value) > limit:
+                    await _send_http(send, 413, self._oversize_reply, _CLOSE_HEADERS)
+                    return
+                break
+        message = await receive()
+        payload = message.get("body", b"")
+        if message.get("more_body"):
+            parts = [payload]
+            size = len(payload)
+            while message.get("more_body"):
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    await _send_http(send, 413, self._oversize_reply, _CLOSE_HEADERS)
+                    return
+                parts.append(chunk)
+            payload = b"".join(parts)
+        elif message["type"] == "http.disconnect":
+            return
+        if len(payload) > limit:
+            await _send_http(send, 413, self._oversize_reply, _CLOSE_HEADERS)
+            return
+        reply, _ = await self.dispatcher.handle(payload, self.registry.get(scope.get("client")), None)
+        await _send_http(send, 200, b"" if reply is None else reply.encode(), _JSON_HEADERS)
+
+    async def _websocket(self, scope: dict[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        config = self.config
+        session = WsSession(
+            self.dispatcher,
+            self.registry.get(scope.get("client")),
+            send,
+            max_request_bytes=config.max_request_bytes,
+            max_subscriptions=config.max_subscriptions_per_connection,
+            max_in_flight=config.max_in_flight_per_connection,
+        )
+        try:
+            await session.run(receive)
+        except Exception:  # the edge: log, close this socket, keep serving
+            log.warning("rpc websocket session failed client=%s", scope.get("client"), exc_info=True)
+
+
+async def _lifespan(receive: ASGIReceive, send: ASGISend) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def serve_rpc(
+    api: RpcApi, config: RpcConfig, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Serve `api` until cancelled; `task_status.started(port)` once listening (the real port
+    when `config.port` is 0). Raises RpcPortBusy, before starting, if the port is taken."""
+    host = config.bind_host
+    sock = bind_rpc_socket(host, config.port, config.backlog)
+    try:
+        listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+    except BaseException:
+        sock.close()
+        raise
+    port = sock.getsockname()[1]
+    server = RpcServer(api, config)
+    log.info(
+        "rpc listening host=%s port=%d unsafe=%s max_connections=%d",
+        host, port, config.allows_unsafe, config.max_connections,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(trio.serve_listeners, server.handle_connection, [listener], handler_nursery=nursery))
+        task_status.started(port)
