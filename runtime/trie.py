@@ -61,6 +61,7 @@ _NIBBLE = {c: i for i, c in enumerate(_HEX)}
 _NEXT = {c: chr(ord(c) + 1) for c in _HEX}
 _BIT = tuple(1 << i for i in range(16))
 _blake2b = hashlib.blake2b
+_U16 = tuple(n.to_bytes(2, "big") for n in range(2 * MAX_KEY_BYTES + 1))
 
 # A decoded node is (partial, children, value): children is None for a leaf, else 16 slots each
 # holding a child hash or None. While `apply` runs, a slot may also hold an uncommitted node tuple.
@@ -110,9 +111,9 @@ def encode_node(node: Node) -> bytes:
     """The canonical encoding of a committed node (children are hashes or None)."""
     partial, children, value = node
     count = len(partial)
-    packed = bytes.fromhex(partial + "0") if count & 1 else bytes.fromhex(partial)
+    packed = bytes.fromhex(partial + "0" if count & 1 else partial)
     if children is None:
-        return b"\x01" + count.to_bytes(2, "big") + packed + value
+        return b"\x01" + _U16[count] + packed + value
     bitmap = 0
     hashes = []
     for i, child in enumerate(children):
@@ -121,7 +122,7 @@ def encode_node(node: Node) -> bytes:
             hashes.append(child)
     parts = [
         b"\x02" if value is None else b"\x03",
-        count.to_bytes(2, "big"),
+        _U16[count],
         packed,
         bitmap.to_bytes(2, "big"),
         *hashes,
@@ -338,11 +339,11 @@ def _sorted_changes(changes: Mapping[bytes, bytes | None]) -> tuple[list[str], l
     longest = max(map(len, changes))
     if longest > MAX_KEY_BYTES:
         raise ValueError(f"trie key of {longest} bytes exceeds the limit of {MAX_KEY_BYTES}")
-    items = sorted(zip([k.hex() for k in changes], changes.values()))
-    values = [v for _, v in items]
+    ordered = sorted(changes)
+    values = [changes[k] for k in ordered]
     if not all(v is None or type(v) is bytes for v in values):
         values = [_check_value(v) for v in values]
-    return [k for k, _ in items], values
+    return [k.hex() for k in ordered], values
 
 
 class _Update:
@@ -353,13 +354,14 @@ class _Update:
     branch is final its new children are committed, so each dirty node is encoded exactly once.
     """
 
-    __slots__ = ("capacity", "keys", "load", "new_nodes", "nodes", "touch", "trie", "values")
+    __slots__ = ("capacity", "decoded", "keys", "load", "new_nodes", "nodes", "touch", "trie", "values")
 
     def __init__(self, trie: Trie, keys: list[str], values: list[bytes | None]) -> None:
         self.trie = trie
         self.keys = keys
         self.values = values
         self.new_nodes: dict[bytes, bytes] = {}
+        self.decoded: dict[bytes, Node] = {}
         self.load = trie.load_node
         cache = trie._cache
         self.nodes = cache._nodes
@@ -379,7 +381,9 @@ class _Update:
             return root, {}
         if new is None:
             return EMPTY_ROOT, {}
-        return self.commit(new), self.new_nodes
+        root = self.commit(new)
+        self.cache_new_nodes()
+        return root, self.new_nodes
 
     def _get(self, slot: bytes | Node) -> Node:
         """The node in a child slot: an uncommitted node, or a hash to load."""
@@ -398,7 +402,10 @@ class _Update:
         first = keys[lo]
         if first.startswith(partial, depth):
             if children is None and hi - lo == 1 and len(first) == depth + len(partial):
-                return self.set_leaf(node, self.values[lo])
+                value_now = self.values[lo]
+                if value_now is None:
+                    return None
+                return node if value_now == value else (partial, None, value_now)
             if keys[hi - 1].startswith(partial, depth):
                 return self.fill(node, partial, children, value, depth, lo, hi, None)
         # Some key leaves the node's partial key. Deleting an absent key changes nothing; any
@@ -418,13 +425,6 @@ class _Update:
         index = _NIBBLE[partial[cut]]
         slots[index] = (partial[cut + 1 :], children, value)
         return self.fill(None, partial[:cut], slots, None, depth, lo, hi, [index])
-
-    @staticmethod
-    def set_leaf(leaf: Node, value: bytes | None) -> Node | None:
-        """A leaf whose own key is the one change."""
-        if value is None:
-            return None
-        return leaf if value == leaf[2] else (leaf[0], None, value)
 
     def _range_with_prefix(self, prefix: str, lo: int, hi: int) -> tuple[int, int] | None:
         """The range of keys[lo:hi] under `prefix` if every key outside it is a delete, else None."""
@@ -477,10 +477,10 @@ class _Update:
         slots = children
         if i < hi:
             slots = [None] * 16 if children is None else list(children)
-            touched = self.fill_children(slots, end, i, hi)
-            if touched:
-                changed = True
-                dirty = touched if dirty is None else dirty + touched
+            if dirty is None:
+                dirty = []
+            self.fill_children(slots, end, i, hi, dirty)
+            changed = changed or bool(dirty)
         if not changed:
             return original
         if slots is None:
@@ -491,11 +491,7 @@ class _Update:
         if present == 1 and new_value is None:
             return self.merge_lone_child(partial, slots)
         if dirty:
-            commit = self.commit
-            for index in dirty:
-                slot = slots[index]
-                if type(slot) is tuple:
-                    slots[index] = commit(slot)
+            self.commit_slots(slots, dirty)
         return (partial, slots, new_value)
 
     def merge_lone_child(self, partial: str, slots: tuple | list) -> Node:
@@ -506,11 +502,15 @@ class _Update:
                 return (partial + _HEX[index] + child_partial, grandchildren, child_value)
         raise TrieError("a branch with one child has none")
 
-    def fill_children(self, slots: list, end: int, i: int, hi: int) -> list[int]:
-        """Apply keys[i:hi] to the child slots, grouped by their nibble at `end`; the changed slots."""
+    def fill_children(self, slots: list, end: int, i: int, hi: int, dirty: list[int]) -> None:
+        """Apply keys[i:hi] to the child slots, grouped by their nibble at `end`; note changed slots.
+
+        The hot loop of `apply`: the common cases (a new leaf, a leaf's value replaced) are
+        handled inline rather than through `update`.
+        """
         keys = self.keys
         values = self.values
-        touched: list[int] = []
+        nodes_get = self.nodes.get
         child_depth = end + 1
         while i < hi:
             key = keys[i]
@@ -523,31 +523,80 @@ class _Update:
             if slot is None:
                 if j - i == 1:
                     value = values[i]
-                    new = None if value is None else (key[child_depth:], None, value)
+                    if value is None:
+                        i = j
+                        continue
+                    new = (key[child_depth:], None, value)
                 else:
                     new = self.build(child_depth, i, j)
-                if new is not None:
-                    slots[index] = new
-                    touched.append(index)
+                    if new is None:
+                        i = j
+                        continue
             else:
-                old = self._get(slot)
-                new = self.update(old, child_depth, i, j)
-                if new is not old:
-                    slots[index] = new
-                    touched.append(index)
+                if type(slot) is tuple:
+                    old = slot
+                else:
+                    old = nodes_get(slot)
+                    if old is None:
+                        old = self.load(slot)
+                    else:
+                        self.touch(slot)
+                old_partial, old_children, old_value = old
+                if (
+                    j - i == 1
+                    and old_children is None
+                    and len(key) == child_depth + len(old_partial)
+                    and key.startswith(old_partial, child_depth)
+                ):
+                    value = values[i]
+                    if value == old_value:
+                        i = j
+                        continue
+                    new = None if value is None else (old_partial, None, value)
+                else:
+                    if key.startswith(old_partial, child_depth) and keys[j - 1].startswith(
+                        old_partial, child_depth
+                    ):
+                        new = self.fill(
+                            old, old_partial, old_children, old_value, child_depth, i, j, None
+                        )
+                    else:
+                        new = self.update(old, child_depth, i, j)
+                    if new is old:
+                        i = j
+                        continue
+            slots[index] = new
+            dirty.append(index)
             i = j
-        return touched
+
+    def commit_slots(self, slots: list, dirty: list[int]) -> None:
+        """Commit the uncommitted nodes in a final branch's dirty slots, replacing them by hashes."""
+        new_nodes = self.new_nodes
+        decoded = self.decoded
+        for index in dirty:
+            node = slots[index]
+            if type(node) is tuple:
+                data = encode_node(node)
+                node_hash = _blake2b(data, digest_size=32).digest()
+                new_nodes[node_hash] = data
+                decoded[node_hash] = node
+                slots[index] = node_hash
 
     def commit(self, node: Node) -> bytes:
         """Encode and hash a final node, whose children are all hashes; return its hash."""
         data = encode_node(node)
         node_hash = _blake2b(data, digest_size=32).digest()
         self.new_nodes[node_hash] = data
-        nodes = self.nodes
-        nodes[node_hash] = node
-        if len(nodes) > self.capacity:
-            nodes.popitem(last=False)
+        self.decoded[node_hash] = node
         return node_hash
+
+    def cache_new_nodes(self) -> None:
+        """Keep the new nodes decoded: the next block reads what this one wrote."""
+        nodes = self.nodes
+        nodes.update(self.decoded)
+        excess = len(nodes) - self.capacity
+        for _ in range(max(excess, 0)):
+            nodes.popitem(last=False)
 
 
 def _hex_to_key(path: str) -> bytes:
