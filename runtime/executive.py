@@ -29,12 +29,8 @@ from runtime.pallets.indices import SYSTEM
 from runtime.pallets.system import storage as system
 from runtime.pallets.system.account import get_account, put_account
 from runtime.pallets.system.events import EVENTS as SYSTEM_EVENTS
-from runtime.pallets.transaction_payment.fees import (
-    compute_fee,
-    compute_priority,
-    distribute_fee,
-    withdraw_fee,
-)
+from runtime.pallets.transaction_payment.events import deposit_fee_paid
+from runtime.pallets.transaction_payment.fees import check_can_pay, compute_fee, compute_priority, take_fee
 from runtime.params import ChainParameters
 from runtime.storage import OverlayState
 from runtime.transaction_validity import InvalidTransaction, TransactionValidityError, ValidTransaction
@@ -150,11 +146,7 @@ def validate_transaction(state: OverlayState, best: Header, raw: bytes) -> tuple
     account = get_account(state, xt.signer)  # type: ignore[arg-type]
     if xt.nonce < account.nonce:
         raise InvalidTransaction("Stale", f"nonce {xt.nonce} is below the account's next nonce {account.nonce}")
-    state.start_layer()
-    try:
-        withdraw_fee(ctx, xt.signer, fee)  # type: ignore[arg-type]
-    finally:
-        state.rollback_layer()
+    check_can_pay(ctx, account, fee)
     signer = xt.signer or b""
     provides = (signer + _U32.pack(xt.nonce),)
     requires = (signer + _U32.pack(xt.nonce - 1),) if xt.nonce > account.nonce else ()
@@ -180,14 +172,11 @@ def apply_extrinsic(runtime: Runtime, ctx: BlockContext, xt: Extrinsic, index: i
     if xt.nonce != account.nonce:
         kind = "Stale" if xt.nonce < account.nonce else "Future"
         raise InvalidTransaction(kind, f"nonce {xt.nonce} is not the account's next nonce {account.nonce}")
-    if account.providers == 0:
-        raise InvalidTransaction("Payment", "the signer's account does not exist")
+    take_fee(ctx, account, fee, xt.tip)
     account.nonce += 1
     put_account(state, signer, account)
-    withdraw_fee(ctx, signer, fee)
-    outcome = _dispatch(runtime, ctx, xt, signed(signer), weight, fee)
-    distribute_fee(ctx, signer, fee, xt.tip)
-    return outcome
+    deposit_fee_paid(ctx, signer, fee, xt.tip)
+    return _dispatch(runtime, ctx, xt, signed(signer), weight, fee)
 
 
 def _dispatch(runtime: Runtime, ctx: BlockContext, xt: Extrinsic, origin: Any, weight: int, fee: int) -> ApplyOutcome:
@@ -211,10 +200,20 @@ def _dispatch(runtime: Runtime, ctx: BlockContext, xt: Extrinsic, origin: Any, w
     return ApplyOutcome(True)
 
 
+_DISPATCH_INFO_CACHE: dict[tuple[int, str, bool], bytes] = {}
+
+
 def _dispatch_info_bytes(weight: int, call: Any) -> bytes:
+    key = (weight, call.dispatch_class, call.pays_fee)
+    cached = _DISPATCH_INFO_CACHE.get(key)
+    if cached is not None:
+        return cached
+    if len(_DISPATCH_INFO_CACHE) > 4096:
+        _DISPATCH_INFO_CACHE.clear()
     info = {"weight": {"ref_time": weight, "proof_size": 0}, "class": call.dispatch_class,
             "pays_fee": "Yes" if call.pays_fee else "No"}
-    return DispatchInfo.encode(info)
+    encoded = _DISPATCH_INFO_CACHE[key] = DispatchInfo.encode(info)
+    return encoded
 
 
 # --- whole blocks --------------------------------------------------------------------------------

@@ -26,13 +26,16 @@ class OverlayState:
         self._base_get = base_get
         self._base_iter = base_iter
         self.changes: dict[bytes, bytes | None] = {}
+        self._read_cache: dict[bytes, bytes | None] = {}  # base reads: the base never changes under us
         self._journal: list[tuple[bytes, object]] = []
         self._marks: list[int] = []
 
     def get(self, key: bytes) -> bytes | None:
         value = self.changes.get(key, _MISSING)
         if value is _MISSING:
-            return self._base_get(key)
+            value = self._read_cache.get(key, _MISSING)
+            if value is _MISSING:
+                value = self._read_cache[key] = self._base_get(key)
         return value  # type: ignore[return-value]
 
     def set(self, key: bytes, value: bytes | None) -> None:

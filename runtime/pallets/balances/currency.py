@@ -117,6 +117,19 @@ def deposit_creating(ctx: BlockContext, who: bytes, amount: int, event: bool = T
         events.deposit_who_amount(ctx, DEPOSIT_INDEX, who, amount)
 
 
+def credit_from_pot(ctx: BlockContext, who: bytes, amount: int) -> None:
+    """Pay `amount` that was taken out of accounts earlier in the block (fees) and is still in
+    total issuance; if it cannot make a new account (below the existential deposit) it is burned."""
+    record = get_account(ctx.state, who)
+    existed = record.providers > 0
+    if not existed and amount < ctx.params.existential_deposit:
+        _burn(ctx, amount)
+        return
+    record.free += amount
+    _store(ctx, who, record, existed)
+    events.deposit_who_amount(ctx, DEPOSIT_INDEX, who, amount)
+
+
 def reserve(ctx: BlockContext, who: bytes, amount: int) -> None:
     """Move `amount` from free to reserved; the account must keep the existential deposit free."""
     record = get_account(ctx.state, who)

@@ -41,8 +41,16 @@ class AccountRecord:
         return self.providers == 0 and self.consumers == 0 and self.sufficients == 0
 
 
+_KEY_MEMO: dict[bytes, bytes] = {}
+
+
 def account_key(who: bytes) -> bytes:
-    return Account.prefix + blake2_128(who) + who
+    key = _KEY_MEMO.get(who)
+    if key is None:
+        if len(_KEY_MEMO) > 200_000:
+            _KEY_MEMO.clear()
+        key = _KEY_MEMO[who] = Account.prefix + blake2_128(who) + who
+    return key
 
 
 def get_account(state: OverlayState, who: bytes) -> AccountRecord:

@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 from runtime.context import BlockContext
-from runtime.frame import DispatchError
 from runtime.pallets.balances import currency
-from runtime.pallets.transaction_payment.events import deposit_fee_paid
+from runtime.pallets.system.account import AccountRecord
 from runtime.pallets.transaction_payment.storage import TreasuryAccount
 from runtime.params import ChainParameters
 from runtime.transaction_validity import InvalidTransaction
@@ -22,21 +21,35 @@ def compute_priority(fee: int, tip: int, weight: int, length: int) -> int:
     return tip * 1_000_000 // max(weight, 1) + tip // max(length, 1)
 
 
-def withdraw_fee(ctx: BlockContext, who: bytes, fee: int) -> None:
-    """Take the fee from `who` keeping the account alive; raise InvalidTransaction::Payment if
-    it cannot pay (such a transaction never enters a block)."""
-    try:
-        currency.withdraw(ctx, who, fee, keep_alive=True)
-    except DispatchError as exc:
-        raise InvalidTransaction("Payment", f"cannot pay the fee of {fee}: {exc}") from None
+def check_can_pay(ctx: BlockContext, record: AccountRecord, fee: int) -> None:
+    """Verify that the account can pay `fee` and stay above the existential deposit (a fee
+    never reaps an account); raises InvalidTransaction::Payment otherwise."""
+    if record.providers == 0:
+        raise InvalidTransaction("Payment", "the signer's account does not exist")
+    if record.free < fee or record.total - fee < ctx.params.existential_deposit:
+        raise InvalidTransaction("Payment", f"cannot pay the fee of {fee} (free balance {record.free})")
 
 
-def distribute_fee(ctx: BlockContext, who: bytes, fee: int, tip: int) -> None:
-    """Pay the withdrawn fee out: the treasury's share, the rest (with the tip) to the author."""
+def take_fee(ctx: BlockContext, record: AccountRecord, fee: int, tip: int) -> None:
+    """Take the fee out of `record` (the caller writes it) into the block's fee pot; it stays in
+    total issuance until `on_finalize` pays it out."""
+    check_can_pay(ctx, record, fee)
+    record.free -= fee
+    ctx.extra["fee_pot"] = ctx.extra.get("fee_pot", 0) + fee
+    ctx.extra["tip_pot"] = ctx.extra.get("tip_pot", 0) + tip
+
+
+def on_finalize(ctx: BlockContext) -> None:
+    """Pay the block's fees: the treasury's share of the fees without tips, the rest to the author."""
+    fee = ctx.extra.pop("fee_pot", 0)
+    tip = ctx.extra.pop("tip_pot", 0)
+    if not fee:
+        return
     treasury_share = (fee - tip) * ctx.params.treasury_percent // 100
     author_share = fee - treasury_share
-    if ctx.author is not None and author_share:
-        currency.deposit_creating(ctx, ctx.author, author_share)
+    if ctx.author is not None:
+        currency.credit_from_pot(ctx, ctx.author, author_share)
+    else:
+        treasury_share = fee
     if treasury_share:
-        currency.deposit_creating(ctx, TreasuryAccount.get(ctx.state), treasury_share)
-    deposit_fee_paid(ctx, who, fee, tip)
+        currency.credit_from_pot(ctx, TreasuryAccount.get(ctx.state), treasury_share)

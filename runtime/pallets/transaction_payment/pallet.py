@@ -6,6 +6,7 @@ from runtime.pallets.indices import TRANSACTION_PAYMENT
 from runtime.pallets.transaction_payment import storage
 from runtime.pallets.transaction_payment.errors import ERRORS
 from runtime.pallets.transaction_payment.events import EVENTS
+from runtime.pallets.transaction_payment.fees import on_finalize
 
 PALLET = Pallet(
     name="TransactionPayment",
@@ -17,4 +18,5 @@ PALLET = Pallet(
         ("BaseFee", u128, lambda params: params.base_fee, "The fee every transaction pays."),
         ("LengthFee", u128, lambda params: params.length_fee, "The fee per byte of a transaction."),
     ],
+    on_finalize=on_finalize,
 )
