@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_left
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import accumulate, compress
 
 __all__ = [
     "EMPTY_NODE",
@@ -77,34 +77,54 @@ class ProofError(Exception):
 
 
 class NodeCache:
-    """A bounded LRU of decoded nodes by hash, shared by every Trie over the same store."""
+    """A bounded cache of decoded nodes by hash, shared by every Trie over the same store.
+
+    Approximately least-recently-used, with two generations of plain dicts (much cheaper than
+    an OrderedDict on the hot path): new and recently read nodes go to the young generation;
+    when it holds half the capacity it becomes the old one and the previous old one is dropped.
+    A node read from the old generation moves back to the young one.
+    """
 
     def __init__(self, capacity: int = 500_000) -> None:
         if capacity < 1:
             raise ValueError("a node cache needs a capacity of at least 1")
         self.capacity = capacity
-        self._nodes: OrderedDict[bytes, Node] = OrderedDict()
+        self._half = max(capacity // 2, 1)
+        self._young: dict[bytes, Node] = {}
+        self._old: dict[bytes, Node] = {}
 
     def get(self, node_hash: bytes) -> Node | None:
-        node = self._nodes.get(node_hash)
-        if node is not None:
-            self._nodes.move_to_end(node_hash)
+        node = self._young.get(node_hash)
+        if node is None:
+            node = self._old.get(node_hash)
+            if node is not None:
+                self.put(node_hash, node)
         return node
 
     def put(self, node_hash: bytes, node: Node) -> None:
-        nodes = self._nodes
-        nodes[node_hash] = node
-        if len(nodes) > self.capacity:
-            nodes.popitem(last=False)
+        young = self._young
+        young[node_hash] = node
+        if len(young) >= self._half:
+            self._rotate()
+
+    def put_many(self, nodes: Mapping[bytes, Node]) -> None:
+        self._young.update(nodes)
+        if len(self._young) >= self._half:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        self._old = self._young
+        self._young = {}
 
     def clear(self) -> None:
-        self._nodes.clear()
+        self._young = {}
+        self._old = {}
 
     def __len__(self) -> int:
-        return len(self._nodes)
+        return len(self._young) + len(self._old)
 
     def __contains__(self, node_hash: object) -> bool:
-        return node_hash in self._nodes
+        return node_hash in self._young or node_hash in self._old
 
 
 def encode_node(node: Node) -> bytes:
@@ -114,18 +134,12 @@ def encode_node(node: Node) -> bytes:
     packed = bytes.fromhex(partial + "0" if count & 1 else partial)
     if children is None:
         return b"\x01" + _U16[count] + packed + value
-    bitmap = 0
-    hashes = []
-    for i, child in enumerate(children):
-        if child is not None:
-            bitmap |= _BIT[i]
-            hashes.append(child)
     parts = [
         b"\x02" if value is None else b"\x03",
         _U16[count],
         packed,
-        bitmap.to_bytes(2, "big"),
-        *hashes,
+        sum(compress(_BIT, children)).to_bytes(2, "big"),  # bit i set where child i is present
+        b"".join(filter(None, children)),
     ]
     if value is not None:
         parts.append(value)
@@ -250,10 +264,11 @@ class Trie:
         if node_hash == EMPTY_ROOT:
             return None
         load = self.load_node
+        young = self._cache._young.get  # the cache's fast path, inlined: get is the hottest read
         end = len(path)
         depth = 0
         while True:
-            partial, children, value = load(node_hash)
+            partial, children, value = young(node_hash) or load(node_hash)
             if not path.startswith(partial, depth):
                 return None
             depth += len(partial)
@@ -354,7 +369,7 @@ class _Update:
     branch is final its new children are committed, so each dirty node is encoded exactly once.
     """
 
-    __slots__ = ("capacity", "decoded", "keys", "load", "new_nodes", "nodes", "touch", "trie", "values")
+    __slots__ = ("cache", "decoded", "deletes_before", "keys", "load", "new_nodes", "trie", "values")
 
     def __init__(self, trie: Trie, keys: list[str], values: list[bytes | None]) -> None:
         self.trie = trie
@@ -362,11 +377,10 @@ class _Update:
         self.values = values
         self.new_nodes: dict[bytes, bytes] = {}
         self.decoded: dict[bytes, Node] = {}
+        # deletes_before[i]: how many of the changes before keys[i] are deletes.
+        self.deletes_before = list(accumulate((v is None for v in values), initial=0))
         self.load = trie.load_node
-        cache = trie._cache
-        self.nodes = cache._nodes
-        self.touch = cache._nodes.move_to_end
-        self.capacity = cache.capacity
+        self.cache = trie._cache
 
     def run(self) -> tuple[bytes, dict[bytes, bytes]]:
         root = self.trie.root
@@ -389,11 +403,7 @@ class _Update:
         """The node in a child slot: an uncommitted node, or a hash to load."""
         if type(slot) is tuple:
             return slot  # type: ignore[return-value]
-        node = self.nodes.get(slot)  # type: ignore[call-overload]
-        if node is None:
-            return self.load(slot)  # type: ignore[arg-type]
-        self.touch(slot)
-        return node
+        return self.load(slot)  # type: ignore[arg-type]
 
     def update(self, node: Node, depth: int, lo: int, hi: int) -> Node | None:
         """Apply keys[lo:hi] (all sharing the path above `node`) to the subtree at `node`."""
@@ -479,8 +489,9 @@ class _Update:
             slots = [None] * 16 if children is None else list(children)
             if dirty is None:
                 dirty = []
-            self.fill_children(slots, end, i, hi, dirty)
-            changed = changed or bool(dirty)
+            # With no delete below, this node stays a branch: its new children are final.
+            eager = self.deletes_before[hi] == self.deletes_before[lo]
+            changed = self.fill_children(slots, end, i, hi, dirty, eager) or changed
         if not changed:
             return original
         if slots is None:
@@ -492,7 +503,7 @@ class _Update:
             return self.merge_lone_child(partial, slots)
         if dirty:
             self.commit_slots(slots, dirty)
-        return (partial, slots, new_value)
+        return (partial, tuple(slots), new_value)
 
     def merge_lone_child(self, partial: str, slots: tuple | list) -> Node:
         """A branch left with one child and no value becomes that child, its key lengthened."""
@@ -502,15 +513,22 @@ class _Update:
                 return (partial + _HEX[index] + child_partial, grandchildren, child_value)
         raise TrieError("a branch with one child has none")
 
-    def fill_children(self, slots: list, end: int, i: int, hi: int, dirty: list[int]) -> None:
-        """Apply keys[i:hi] to the child slots, grouped by their nibble at `end`; note changed slots.
+    def fill_children(
+        self, slots: list, end: int, i: int, hi: int, dirty: list[int], eager: bool
+    ) -> bool:
+        """Apply keys[i:hi] to the child slots, grouped by their nibble at `end`.
 
-        The hot loop of `apply`: the common cases (a new leaf, a leaf's value replaced) are
-        handled inline rather than through `update`.
+        Changed slots are committed at once if `eager`, else noted in `dirty`; returns whether
+        any changed. The hot loop of `apply`: the common cases (a new leaf, a leaf's value
+        replaced) are handled inline.
         """
+        new_nodes = self.new_nodes
+        decoded = self.decoded
+        touched = False
         keys = self.keys
         values = self.values
-        nodes_get = self.nodes.get
+        cache_get = self.cache.get
+        load = self.load
         child_depth = end + 1
         while i < hi:
             key = keys[i]
@@ -536,11 +554,7 @@ class _Update:
                 if type(slot) is tuple:
                     old = slot
                 else:
-                    old = nodes_get(slot)
-                    if old is None:
-                        old = self.load(slot)
-                    else:
-                        self.touch(slot)
+                    old = cache_get(slot) or load(slot)
                 old_partial, old_children, old_value = old
                 if (
                     j - i == 1
@@ -565,9 +579,18 @@ class _Update:
                     if new is old:
                         i = j
                         continue
-            slots[index] = new
-            dirty.append(index)
+            if eager:
+                data = encode_node(new)  # type: ignore[arg-type]
+                node_hash = _blake2b(data, digest_size=32).digest()
+                new_nodes[node_hash] = data
+                decoded[node_hash] = new
+                slots[index] = node_hash
+            else:
+                slots[index] = new
+                dirty.append(index)
+            touched = True
             i = j
+        return touched
 
     def commit_slots(self, slots: list, dirty: list[int]) -> None:
         """Commit the uncommitted nodes in a final branch's dirty slots, replacing them by hashes."""
@@ -592,11 +615,7 @@ class _Update:
 
     def cache_new_nodes(self) -> None:
         """Keep the new nodes decoded: the next block reads what this one wrote."""
-        nodes = self.nodes
-        nodes.update(self.decoded)
-        excess = len(nodes) - self.capacity
-        for _ in range(max(excess, 0)):
-            nodes.popitem(last=False)
+        self.cache.put_many(self.decoded)
 
 
 def _hex_to_key(path: str) -> bytes:
