@@ -124,7 +124,7 @@ def test_import_block_rejects_bad_block_and_leaves_store_unchanged(chain, tamper
 
 
 def test_chain_store_refuses_another_chains_database(chain):
-    genesis, nodes, store = chain
+    _genesis, _nodes, store = chain
     other, _s, other_nodes = build_genesis({"balances": [(KEYS[0].public, 10**17)]})
     with pytest.raises(GenesisMismatch):
         store.initialize(other, other_nodes)
