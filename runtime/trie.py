@@ -82,10 +82,11 @@ class NodeCache:
     Approximately least-recently-used, with two generations of plain dicts (much cheaper than
     an OrderedDict on the hot path): new and recently read nodes go to the young generation;
     when it holds half the capacity it becomes the old one and the previous old one is dropped.
-    A node read from the old generation moves back to the young one.
+    A node read from the old generation moves back to the young one. A decoded node takes
+    roughly 0.3-0.6 KB, so the default capacity holds about 100 MB.
     """
 
-    def __init__(self, capacity: int = 500_000) -> None:
+    def __init__(self, capacity: int = 200_000) -> None:
         if capacity < 1:
             raise ValueError("a node cache needs a capacity of at least 1")
         self.capacity = capacity
@@ -199,23 +200,14 @@ def _hash(data: bytes) -> bytes:
     return _blake2b(data, digest_size=32).digest()
 
 
-def _common_prefix_len(a: str, b: str, start: int, limit: int) -> int:
-    """Length of the common prefix of a[start:] and b[start:], at most `limit`."""
+def _common_prefix_len(a: str, b: str) -> int:
+    """Length of the common prefix of two nibble strings."""
     n = 0
-    end = min(len(a), len(b), start + limit)
-    i = start
-    while i < end and a[i] == b[i]:
-        i += 1
+    for x, y in zip(a, b):
+        if x != y:
+            break
         n += 1
     return n
-
-
-def _key_hex(key: bytes) -> str:
-    if not isinstance(key, (bytes, bytearray)):
-        raise TypeError(f"trie keys are bytes, not {type(key).__name__}")
-    if len(key) > MAX_KEY_BYTES:
-        raise ValueError(f"trie key of {len(key)} bytes exceeds the limit of {MAX_KEY_BYTES}")
-    return key.hex()
 
 
 def _check_value(value: bytes | None) -> bytes | None:
@@ -399,12 +391,6 @@ class _Update:
         self.cache_new_nodes()
         return root, self.new_nodes
 
-    def _get(self, slot: bytes | Node) -> Node:
-        """The node in a child slot: an uncommitted node, or a hash to load."""
-        if type(slot) is tuple:
-            return slot  # type: ignore[return-value]
-        return self.load(slot)  # type: ignore[arg-type]
-
     def update(self, node: Node, depth: int, lo: int, hi: int) -> Node | None:
         """Apply keys[lo:hi] (all sharing the path above `node`) to the subtree at `node`."""
         partial, children, value = node
@@ -426,10 +412,10 @@ class _Update:
             if start == stop:
                 return node
             return self.fill(node, partial, children, value, depth, start, stop, None)
-        limit = len(partial)
+        end = depth + len(partial)
         cut = min(
-            _common_prefix_len(partial, first[depth:], 0, limit),
-            _common_prefix_len(partial, keys[hi - 1][depth:], 0, limit),
+            _common_prefix_len(partial, first[depth:end]),
+            _common_prefix_len(partial, keys[hi - 1][depth:end]),
         )
         slots: list = [None] * 16
         index = _NIBBLE[partial[cut]]
@@ -441,13 +427,9 @@ class _Update:
         keys = self.keys
         start = bisect_left(keys, prefix, lo, hi)
         stop = bisect_left(keys, prefix + "~", start, hi)  # "~" sorts after every hex digit
-        values = self.values
-        for i in range(lo, start):
-            if values[i] is not None:
-                return None
-        for i in range(stop, hi):
-            if values[i] is not None:
-                return None
+        deletes = self.deletes_before
+        if deletes[start] - deletes[lo] != start - lo or deletes[hi] - deletes[stop] != hi - stop:
+            return None
         return start, stop
 
     def build(self, depth: int, lo: int, hi: int) -> Node | None:
@@ -457,7 +439,7 @@ class _Update:
             value = self.values[lo]
             return None if value is None else (keys[lo][depth:], None, value)
         first = keys[lo]
-        cut = _common_prefix_len(first, keys[hi - 1], depth, len(first))
+        cut = _common_prefix_len(first[depth:], keys[hi - 1][depth:])
         return self.fill(None, first[depth : depth + cut], None, None, depth, lo, hi, None)
 
     def fill(
@@ -509,7 +491,8 @@ class _Update:
         """A branch left with one child and no value becomes that child, its key lengthened."""
         for index, slot in enumerate(slots):
             if slot is not None:
-                child_partial, grandchildren, child_value = self._get(slot)
+                child = slot if type(slot) is tuple else self.load(slot)
+                child_partial, grandchildren, child_value = child
                 return (partial + _HEX[index] + child_partial, grandchildren, child_value)
         raise TrieError("a branch with one child has none")
 
@@ -594,16 +577,11 @@ class _Update:
 
     def commit_slots(self, slots: list, dirty: list[int]) -> None:
         """Commit the uncommitted nodes in a final branch's dirty slots, replacing them by hashes."""
-        new_nodes = self.new_nodes
-        decoded = self.decoded
+        commit = self.commit
         for index in dirty:
             node = slots[index]
             if type(node) is tuple:
-                data = encode_node(node)
-                node_hash = _blake2b(data, digest_size=32).digest()
-                new_nodes[node_hash] = data
-                decoded[node_hash] = node
-                slots[index] = node_hash
+                slots[index] = commit(node)
 
     def commit(self, node: Node) -> bytes:
         """Encode and hash a final node, whose children are all hashes; return its hash."""

@@ -41,6 +41,7 @@ class Store:
         for node_hash, data in new_nodes.items():
             assert blake2_256(data) == node_hash
         self.nodes.update(new_nodes)
+        assert set(new_nodes) <= reachable(self, root), "apply returned a node the root does not use"
         return Trie(root, self.get)
 
 
