@@ -49,6 +49,15 @@ def test_kv_get_put_delete(kv: KVStore) -> None:
     assert kv.get(b"b") == b""
 
 
+def test_kv_keys_are_bytes_and_values_bytes_like(kv: KVStore) -> None:
+    kv.write([(b"k", memoryview(b"v")), (b"l", bytearray(b"w"))])
+    assert kv.get(b"k") == b"v"
+    assert type(kv.get(b"l")) is bytes
+    with pytest.raises(TypeError):
+        kv.write([(bytearray(b"m"), b"v")])  # type: ignore[list-item]
+    assert kv.get(b"m") is None
+
+
 def test_kv_deletes_apply_after_puts(kv: KVStore) -> None:
     kv.write({b"k": b"v"}, deletes=[b"k"])
     assert kv.get(b"k") is None

@@ -63,10 +63,19 @@ def _pairs(puts: Puts) -> Iterable[tuple[bytes, bytes]]:
     return puts
 
 
-def _check_bytes(what: str, value: object) -> bytes:
-    if type(value) is not bytes:
-        raise TypeError(f"key-value {what} must be bytes, not {type(value).__name__}")
-    return value
+def _check_key(key: object) -> bytes:
+    if type(key) is not bytes:
+        raise TypeError(f"a key-value key must be bytes, not {type(key).__name__}")
+    return key
+
+
+def _check_value(value: object) -> bytes:
+    """`value` as bytes if it is bytes-like, as LevelDB takes it; TypeError otherwise."""
+    if type(value) is bytes:
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"a key-value value must be bytes-like, not {type(value).__name__}")
 
 
 def prefix_upper_bound(prefix: bytes) -> bytes | None:
@@ -121,8 +130,8 @@ class MemoryKV:
     def write(self, puts: Puts, deletes: Iterable[bytes] = ()) -> None:
         self._check_open()
         # Check everything before touching the data, so a bad entry writes nothing.
-        staged = [(_check_bytes("key", k), _check_bytes("value", v)) for k, v in _pairs(puts)]
-        removed = [_check_bytes("key", k) for k in deletes]
+        staged = [(_check_key(k), _check_value(v)) for k, v in _pairs(puts)]
+        removed = [_check_key(k) for k in deletes]
         for key, value in staged:
             if key not in self._data:
                 insort(self._sorted, key)
@@ -219,11 +228,14 @@ class LevelKV:
         # transaction=True: an exception inside the block discards the batch instead of writing
         # the half that was put so far (plyvel's default writes it).
         try:
+            # plyvel itself raises TypeError on a key that is not bytes or a value not bytes-like.
             with self.db.write_batch(transaction=True, sync=True) as batch:
+                put = batch.put
                 for key, value in _pairs(puts):
-                    batch.put(_check_bytes("key", key), _check_bytes("value", value))
+                    put(key, value)
+                delete = batch.delete
                 for key in deletes:
-                    batch.delete(_check_bytes("key", key))
+                    delete(key)
         except plyvel.CorruptionError as exc:
             raise StoreCorruptError(f"corrupt write to {self.path}: {_text(exc)}") from exc
         except plyvel.IOError as exc:
