@@ -46,15 +46,25 @@ class StoreClosedError(StoreError):
 class KVStore(Protocol):
     """Bytes to bytes, sorted iteration, and atomic synced batches."""
 
-    def get(self, key: bytes) -> bytes | None: ...
+    def get(self, key: bytes) -> bytes | None:
+        """The value at `key`, or None."""
+        ...
 
     def iterate(
         self, prefix: bytes, start: bytes | None = None, reverse: bool = False
-    ) -> Iterator[tuple[bytes, bytes]]: ...
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) under `prefix` in key order (descending if `reverse`), from `start`
+        inclusive: keys >= start, or <= start when reversed. A snapshot as of the call."""
+        ...
 
-    def write(self, puts: Puts, deletes: Iterable[bytes] = ()) -> None: ...
+    def write(self, puts: Puts, deletes: Iterable[bytes] = ()) -> None:
+        """One atomic, synced batch: all of it is durable when this returns, or none of it is
+        written (an exception while composing it writes nothing). Deletes apply after puts."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the store; idempotent."""
+        ...
 
 
 def _pairs(puts: Puts) -> Iterable[tuple[bytes, bytes]]:
