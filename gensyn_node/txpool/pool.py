@@ -45,6 +45,22 @@ from runtime.transaction_validity import InvalidTransaction, TransactionValidity
 
 logger = logging.getLogger(__name__)
 
+HeapEntry = tuple[int, int, int, PoolTx]  # (priority, inserted_at, tiebreak, tx): worst first
+
+
+def iter_live_sorted(heap: list[HeapEntry], live: dict[bytes, PoolTx]) -> Iterator[PoolTx]:
+    """The live transactions of a lazy-deletion heap, worst first, without reordering it.
+
+    Stale entries on top (the evicted: they were the worst) are popped for good first, so that
+    evicting from a full pool stays O(log n) a victim instead of re-skipping all earlier ones.
+    """
+    while heap and live.get(heap[0][3].hash) is not heap[0][3]:
+        heapq.heappop(heap)
+    for entry in iter_heap_sorted(heap):
+        tx = entry[3]
+        if live.get(tx.hash) is tx:
+            yield tx
+
 
 class TxPool:
     """Ready and future queues of validated transactions, bounded, with bans and revalidation."""
@@ -80,8 +96,8 @@ class TxPool:
         self._required_by: dict[bytes, set[bytes]] = {}  # tag -> ready txs requiring it
         self._missing: dict[bytes, set[bytes]] = {}  # future tx -> tags it still waits for
         self._wanted: dict[bytes, set[bytes]] = {}  # tag -> future txs waiting for it
-        self._ready_heap: list[tuple[int, int, int, PoolTx]] = []  # worst first, for eviction
-        self._future_heap: list[tuple[int, int, int, PoolTx]] = []
+        self._ready_heap: list[HeapEntry] = []  # worst first, for eviction
+        self._future_heap: list[HeapEntry] = []
         self._bytes = 0
 
     # -- reading --------------------------------------------------------------------------------
@@ -243,20 +259,16 @@ class TxPool:
         senders nothing; only lower priorities for a future one), then lower-priority ready ones
         for a ready newcomer; among equal priorities the oldest first, as Substrate's limits."""
         priority = tx.valid.priority
-        for entry in iter_heap_sorted(self._future_heap):
-            victim = entry[3]
+        for victim in iter_live_sorted(self._future_heap, self._future):
             if not is_ready and victim.valid.priority >= priority:
-                break
-            if self._future.get(victim.hash) is victim:
-                yield victim
+                return
+            yield victim
         if not is_ready:
             return
-        for entry in iter_heap_sorted(self._ready_heap):
-            victim = entry[3]
+        for victim in iter_live_sorted(self._ready_heap, self._ready):
             if victim.valid.priority >= priority:
-                break
-            if self._ready.get(victim.hash) is victim:
-                yield victim
+                return
+            yield victim
 
     # -- queue mechanics ------------------------------------------------------------------------
 
@@ -385,7 +397,7 @@ class TxPool:
                 if not waiting:
                     del self._wanted[tag]
 
-    def _push(self, heap: list[tuple[int, int, int, PoolTx]], live: dict[bytes, PoolTx], tx: PoolTx) -> None:
+    def _push(self, heap: list[HeapEntry], live: dict[bytes, PoolTx], tx: PoolTx) -> None:
         """Add to an eviction heap; entries of transactions that left are skipped and, once
         they pile up, dropped by rebuilding the heap from the live queue."""
         heapq.heappush(heap, (tx.valid.priority, tx.inserted_at, next(self._tiebreak), tx))
