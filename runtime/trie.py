@@ -33,6 +33,7 @@ import hashlib
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import accumulate, compress
+from typing import cast
 
 __all__ = [
     "EMPTY_NODE",
@@ -134,6 +135,8 @@ def encode_node(node: Node) -> bytes:
     count = len(partial)
     packed = bytes.fromhex(partial + "0" if count & 1 else partial)
     if children is None:
+        if value is None:
+            raise TrieError("a leaf without a value has no encoding")
         return b"\x01" + _U16[count] + packed + value
     parts = [
         b"\x02" if value is None else b"\x03",
@@ -484,7 +487,7 @@ class _Update:
         if present == 1 and new_value is None:
             return self.merge_lone_child(partial, slots)
         if dirty:
-            self.commit_slots(slots, dirty)
+            self.commit_slots(cast(list, slots), dirty)  # dirty slots imply a fresh list
         return (partial, tuple(slots), new_value)
 
     def merge_lone_child(self, partial: str, slots: tuple | list) -> Node:
@@ -513,6 +516,7 @@ class _Update:
         cache_get = self.cache.get
         load = self.load
         child_depth = end + 1
+        new: Node | None
         while i < hi:
             key = keys[i]
             nibble = key[end]
@@ -562,8 +566,8 @@ class _Update:
                     if new is old:
                         i = j
                         continue
-            if eager:
-                data = encode_node(new)  # type: ignore[arg-type]
+            if eager and new is not None:
+                data = encode_node(new)
                 node_hash = _blake2b(data, digest_size=32).digest()
                 new_nodes[node_hash] = data
                 decoded[node_hash] = new
@@ -617,11 +621,11 @@ def verify_proof(root: bytes, key: bytes, proof: Sequence[bytes]) -> bytes | Non
     node_hash: bytes | None = root
     depth = 0
     while node_hash is not None:
-        data = nodes.get(node_hash)
-        if data is None:
+        encoded = nodes.get(node_hash)
+        if encoded is None:
             raise ProofError(f"proof lacks trie node {node_hash.hex()}")
         try:
-            partial, children, value = decode_node(data)
+            partial, children, value = decode_node(encoded)
         except TrieError as exc:
             raise ProofError(f"proof holds a malformed node: {exc}") from exc
         if not path.startswith(partial, depth):
