@@ -148,6 +148,7 @@ class RpcServer:
         self._hypercorn = _hypercorn_config(config)
         self._asgi = wrap_app(self.app, self._hypercorn.wsgi_max_body_size, "asgi")
         self._context = WorkerContext(None)
+        self._streams: set[trio.SocketStream] = set()
         self._refusing = 0
         self._oversize_reply = encode_error(
             None, E.OVERSIZED_REQUEST, E.OVERSIZED_REQUEST_MSG, f"Exceeded max limit of {config.max_request_bytes}"
@@ -165,12 +166,23 @@ class RpcServer:
             await self._refuse(stream)
             return
         self.registry.open(client)
+        self._streams.add(stream)
         try:
             await TCPServer(self._asgi, self._hypercorn, self._context, {}, stream).run()
         except Exception:  # the edge: one connection must not end the server
             log.warning("rpc connection failed client=%s", client, exc_info=True)
         finally:
+            self._streams.discard(stream)
             self.registry.close(client)
+
+    async def abort_connections_on_cancel(self) -> None:
+        """Wait; once cancelled, close every socket. Hypercorn shields its writes, so without
+        this a client that stopped reading would hold up the server's shutdown forever."""
+        try:
+            await trio.sleep_forever()
+        finally:
+            for stream in list(self._streams):
+                stream.socket.close()
 
     async def _refuse(self, stream: trio.SocketStream) -> None:
         if self._refusing >= self.config.max_connections:  # a flood: do not even answer
@@ -297,5 +309,6 @@ async def serve_rpc(
         host, port, config.allows_unsafe, config.max_connections,
     )
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.abort_connections_on_cancel)
         await nursery.start(partial(trio.serve_listeners, server.handle_connection, [listener], handler_nursery=nursery))
         task_status.started(port)

@@ -78,6 +78,10 @@ def make_api(probe: Probe) -> RpcApi:
         yield count
         raise ValueError("stream bug")
 
+    async def flood(size: int) -> AsyncIterator[str]:
+        while True:
+            yield "x" * size
+
     api.method("test_echo", echo)
     api.method("test_add", add)
     api.method("test_fail", fail)
@@ -88,6 +92,7 @@ def make_api(probe: Probe) -> RpcApi:
     api.subscription("test_subscribeHold", "test_unsubscribeHold", "test_hold", hold)
     api.subscription("test_submitAndWatch", "test_unwatch", "test_update", watch)
     api.subscription("test_subscribeTicks", "test_unsubscribeTicks", "test_tick", ticks, callback=True)
+    api.subscription("test_subscribeFlood", "test_unsubscribeFlood", "test_flood", flood)
     api.subscription("test_subscribeBroken", "test_unsubscribeBroken", "test_broken", broken)
     return api
 
@@ -104,6 +109,13 @@ class Running:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
+
+
+async def start_server(nursery: trio.Nursery, config: RpcConfig | None = None) -> Running:
+    """serve_rpc as a task of `nursery`, on a free port."""
+    probe = Probe()
+    port = await nursery.start(serve_rpc, make_api(probe), config or RpcConfig(port=0))
+    return Running(port, probe)
 
 
 @asynccontextmanager

@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio.testing
 import trio_websocket
-from rpc_harness import Running, request, run, running_server
+from rpc_harness import Running, request, run, running_server, start_server
 
 from gensyn_node.rpc import RpcConfig
 from gensyn_node.rpc.client import RpcClientError, open_ws
@@ -197,5 +197,37 @@ def test_ws_many_concurrent_calls_on_one_socket() -> None:
                 for index in range(200):
                     nursery.start_soon(one, index)
             assert results == {index: index + 1 for index in range(200)}
+
+    run(body)
+
+
+def test_server_shuts_down_while_a_client_has_stopped_reading() -> None:
+    async def body() -> None:
+        server_left = trio.Event()
+        stuck = False
+        client_stream: trio.SocketStream
+        async with trio.open_nursery() as client_nursery:
+
+            async def watchdog() -> None:
+                # A deadline, not synchronisation: if the server is stuck, free it and fail.
+                nonlocal stuck
+                with trio.move_on_after(5):
+                    await server_left.wait()
+                    return
+                stuck = True
+                client_stream.socket.close()
+
+            client_nursery.start_soon(watchdog)
+            async with trio.open_nursery() as server_nursery:
+                server = await start_server(server_nursery)
+                client_stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+                conn = await trio_websocket.wrap_client_stream(client_nursery, client_stream, "127.0.0.1", "/")
+                await conn.send_message(json.dumps(request("test_subscribeFlood", [65536])))
+                # Everything blocked: the client no longer reads, the server's writes are stuck.
+                await trio.testing.wait_all_tasks_blocked()
+                server_nursery.cancel_scope.cancel()
+            server_left.set()
+            client_nursery.cancel_scope.cancel()
+        assert not stuck, "the server waited for a client that stopped reading"
 
     run(body)
