@@ -24,9 +24,10 @@ def make_key(rng: random.Random, prefix: bytes) -> bytes:
     return prefix + blake2_128_concat(rng.randbytes(32))
 
 
-def build_state(rng: random.Random, count: int, prefix: bytes) -> tuple[dict[bytes, bytes], dict, Trie]:
+def build_state(
+    rng: random.Random, count: int, prefix: bytes, cache: NodeCache
+) -> tuple[dict[bytes, bytes], dict, Trie]:
     store: dict[bytes, bytes] = {}
-    cache = NodeCache()
     model = {make_key(rng, prefix): rng.randbytes(rng.randint(10, 200)) for _ in range(count)}
     root, nodes = Trie(EMPTY_ROOT, store.get, cache).apply(model)
     store.update(nodes)
@@ -45,7 +46,9 @@ def make_blocks(rng: random.Random, keys: list[bytes], blocks: int, changes: int
     return out
 
 
-def bench_apply(trie: Trie, store: dict, blocks: list) -> tuple[list[float], list[float], int]:
+def bench_apply(
+    trie: Trie, store: dict, blocks: list, cache: NodeCache
+) -> tuple[list[float], list[float], int]:
     apply_ms, hash_ms = [], []
     nodes_per_block = 0
     for batch in blocks:
@@ -59,7 +62,7 @@ def bench_apply(trie: Trie, store: dict, blocks: list) -> tuple[list[float], lis
         hash_ms.append((time.perf_counter() - start) * 1e3)
         nodes_per_block = len(nodes)
         store.update(nodes)
-        trie = Trie(root, store.get, trie._cache)
+        trie = Trie(root, store.get, cache)
     return apply_ms, hash_ms, nodes_per_block
 
 
@@ -88,13 +91,14 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     prefix = twox_128(b"System") + twox_128(b"Account")
-    model, store, trie = build_state(rng, args.keys, prefix)
+    cache = NodeCache()
+    model, store, trie = build_state(rng, args.keys, prefix, cache)
     blocks = make_blocks(rng, list(model), args.blocks, args.changes, prefix)
-    apply_ms, hash_ms, nodes = bench_apply(trie, store, blocks)
+    apply_ms, hash_ms, nodes = bench_apply(trie, store, blocks, cache)
     for batch in blocks:
         model.update(batch)
     final_root = trie.apply({k: v for b in blocks for k, v in b.items()})[0]
-    trie = Trie(final_root, store.get, trie._cache)
+    trie = Trie(final_root, store.get, cache)
     get_us, dict_us = bench_get(trie, model, rng, args.reads)
     apply_median, hash_median = statistics.median(apply_ms), statistics.median(hash_ms)
     print(json.dumps({
