@@ -1,0 +1,131 @@
+"""Properties of the balances state machine over random sequences of transfers (hypothesis):
+total issuance stays exactly the sum of all balances, no account lingers below the existential
+deposit, and re-executing every block on a fresh store reproduces its state root."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from gensyn_node.keyring import DEV_NAMES, dev_account
+from runtime.block import Header
+from runtime.codec.scale import H256, Struct, Vec
+from runtime.executive import BlockBuilder, execute_block
+from runtime.pallets.balances.storage import TotalIssuance
+from runtime.pallets.system import storage as system
+from runtime.pallets.system.account import AccountRecord, get_account
+from runtime.params import ChainParameters
+from runtime.storage import OverlayState
+from runtime.transaction_validity import InvalidTransaction
+from runtime.trie import Trie
+from runtime.types import Phase
+
+PARAMS = ChainParameters()
+ED = PARAMS.existential_deposit
+ENDOWMENT = 10**18
+# The six endowed dev accounts and two that start empty.
+KEYS = [dev_account(n) for n in DEV_NAMES] + [dev_account("newcomer"), dev_account("stranger")]
+AUTHOR = dev_account("ferdie").public
+
+AMOUNTS = st.one_of(
+    st.sampled_from([0, 1, ED - 1, ED, ED + 1, ENDOWMENT, 2 * ENDOWMENT]),
+    st.integers(min_value=0, max_value=2 * ENDOWMENT),
+    st.tuples(st.just("percent"), st.integers(min_value=0, max_value=100)),  # of the sender's free balance
+    st.tuples(st.just("leave"), st.integers(min_value=0, max_value=2 * ED)),  # free minus a little
+)
+OPS = st.tuples(
+    st.integers(min_value=0, max_value=len(KEYS) - 1),
+    st.integers(min_value=0, max_value=len(KEYS) - 1),
+    st.sampled_from(["transfer_allow_death", "transfer_keep_alive", "transfer_all", "transfer_all_keep_alive",
+                     "force_transfer"]),
+    AMOUNTS,
+)
+BLOCKS = st.lists(st.lists(OPS, max_size=8), min_size=1, max_size=3)
+
+
+def _amount(spec, free: int) -> int:
+    if isinstance(spec, int):
+        return spec
+    kind, k = spec
+    return free * k // 100 if kind == "percent" else max(free - 10**9 - k, 0)  # about a fee, then k more
+
+
+def _call(rt, kind: str, sender: bytes, dest: bytes, value: int) -> bytes:
+    if kind == "transfer_all":
+        return rt.encode_call("Balances", "transfer_all", {"dest": ("Id", dest), "keep_alive": False})
+    if kind == "transfer_all_keep_alive":
+        return rt.encode_call("Balances", "transfer_all", {"dest": ("Id", dest), "keep_alive": True})
+    if kind == "force_transfer":
+        inner = ("Balances", ("force_transfer", {"source": ("Id", sender), "dest": ("Id", dest), "value": value}))
+        return rt.encode_call("Sudo", "sudo", {"call": inner})
+    return rt.encode_call("Balances", kind, {"dest": ("Id", dest), "value": value})
+
+
+def _events(rt, trie: Trie) -> list:
+    record = Struct(("frame_system", "EventRecord"), [("phase", Phase), ("event", rt.event_enum), ("topics", Vec(H256))])
+    return Vec(record).decode(trie.get(system.Events.key()))
+
+
+def check_invariants(trie: Trie) -> None:
+    state = OverlayState(trie.get, trie.iter_prefix)
+    records = [AccountRecord.from_bytes(v) for _k, v in state.iter_prefix(system.Account.prefix)]
+    assert TotalIssuance.get(state) == sum(r.free + r.reserved for r in records)
+    for record in records:
+        assert record.providers >= 1 and record.free + record.reserved >= ED, "an account lingers below ED"
+        assert 0 <= record.free < 1 << 128 and 0 <= record.reserved < 1 << 128
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(BLOCKS)
+def test_random_transfers_keep_issuance_exact_and_blocks_replayable(chain, sign, blocks):
+    rt = chain.runtime
+    store = dict(chain.nodes)
+    trie, parent = Trie(chain.header.state_root, store.get), chain.header
+    check_invariants(trie)
+    reaped = 0
+    for ops in blocks:
+        builder = BlockBuilder(trie, parent, slot=parent.number + 1, author=AUTHOR,
+                               timestamp_ms=(parent.number + 1) * PARAMS.slot_duration_ms)
+        for s, d, kind, spec in ops:
+            sender = KEYS[0] if kind == "force_transfer" else KEYS[s]  # alice holds the sudo key
+            source = KEYS[s].public
+            record = get_account(builder.state, sender.public)
+            value = _amount(spec, get_account(builder.state, source).free)
+            raw = sign(sender, _call(rt, kind, source, KEYS[d].public, value), record.nonce)
+            try:
+                outcome = builder.push(raw)
+            except InvalidTransaction as exc:
+                assert exc.kind == "Payment", str(exc)  # only an account that cannot pay is refused
+                event("refused: cannot pay")
+                continue
+            event("call succeeded" if outcome.success else f"call failed: {outcome.error[0]}")
+        block, executed = builder.build()
+        before = dict(store)
+        replayed = execute_block(Trie(parent.state_root, dict(before).get), block)
+        assert replayed.state_root == block.header.state_root == executed.state_root
+        store.update(executed.new_nodes)
+        trie, parent = Trie(executed.state_root, store.get), block.header
+        check_invariants(trie)
+        reaped += sum(1 for r in _events(rt, trie) if r["event"][1][0] == "KilledAccount")
+    event("an account was reaped" if reaped else "no account reaped")
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=5), st.integers(min_value=0, max_value=5),
+                          st.integers(min_value=0, max_value=10**16)), min_size=1, max_size=10))
+def test_block_root_independent_of_store_and_cache(chain, sign, transfer, transfers):
+    """Building a block from the same extrinsics on two fresh stores gives the same header."""
+    nonces = [0] * 6
+    raws = []
+    for s, d, value in transfers:  # sr25519 signatures are randomized: sign once, build twice
+        raws.append(sign(KEYS[s], transfer(KEYS[d].public, value, "transfer_allow_death"), nonces[s]))
+        nonces[s] += 1
+    headers: list[Header] = []
+    for _ in range(2):
+        store = dict(chain.nodes)
+        builder = BlockBuilder(Trie(chain.header.state_root, store.get), chain.header, slot=1, author=AUTHOR,
+                               timestamp_ms=PARAMS.slot_duration_ms)
+        for raw in raws:
+            builder.push(raw)
+        headers.append(builder.build()[0].header)
+    assert headers[0] == headers[1]
