@@ -13,7 +13,7 @@ import inspect
 import logging
 import types
 import typing
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -249,8 +249,3 @@ class RpcApi:
 
     async def _rpc_methods(self) -> dict[str, list[str]]:
         return {"methods": self.method_names()}
-
-    @staticmethod
-    def is_async_iterable(value: Any) -> bool:
-        """Whether a "stream" handler returned something the server can iterate."""
-        return isinstance(value, AsyncIterable)

@@ -39,7 +39,6 @@ class ConnectionState:
 
     client: tuple[str, int] | None
     bucket: TokenBucket | None
-    subscriptions: int = 0
 
     def try_take(self) -> bool:
         """Charge one call against this connection's rate limit."""

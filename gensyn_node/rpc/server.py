@@ -42,7 +42,7 @@ _REFUSE_TIMEOUT_S = 1.0
 _REFUSE_READ_LIMIT = 16 * 1024
 
 _JSON_HEADERS = [(b"content-type", b"application/json; charset=utf-8")]
-# The unread rest of an oversize body makes the connection unusable: tell the client so.
+# The unread rest of a refused body makes the connection unusable: tell the client so.
 _CLOSE_HEADERS = _JSON_HEADERS + [(b"connection", b"close")]
 
 
@@ -68,6 +68,7 @@ class RpcConfig:
     max_in_flight_per_connection: int = 64
     rpc_methods_mode: str = "safe"
     keep_alive_timeout_s: float = 15.0
+    request_body_timeout_s: float = 30.0
     backlog: int = 128
 
     def __post_init__(self) -> None:
@@ -81,6 +82,8 @@ class RpcConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.keep_alive_timeout_s <= 0 or self.request_body_timeout_s <= 0:
+            raise ValueError("timeouts must be positive")
         if self.rate_limit_per_second is not None and self.rate_limit_per_second <= 0:
             raise ValueError("rate_limit_per_second must be positive or None")
 
@@ -109,7 +112,7 @@ def bind_rpc_socket(host: str, port: int, backlog: int) -> socket.socket:
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
-        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+        if exc.errno == errno.EADDRINUSE:
             raise RpcPortBusy(host, port, exc.strerror or str(exc)) from exc
         raise
     return sock
@@ -152,6 +155,10 @@ class RpcServer:
         self._refusing = 0
         self._oversize_reply = encode_error(
             None, E.OVERSIZED_REQUEST, E.OVERSIZED_REQUEST_MSG, f"Exceeded max limit of {config.max_request_bytes}"
+        ).encode()
+        self._timeout_reply = encode_error(
+            None, E.INVALID_REQUEST, E.INVALID_REQUEST_MSG,
+            f"request body not received within {config.request_body_timeout_s} s",
         ).encode()
 
     async def handle_connection(self, stream: trio.SocketStream) -> None:
@@ -229,36 +236,40 @@ class RpcServer:
             body = encode_error(None, E.INVALID_REQUEST, E.INVALID_REQUEST_MSG, "use POST").encode()
             await _send_http(send, 405, body, _JSON_HEADERS + [(b"allow", b"POST")])
             return
+        payload = await self._read_body(scope, receive)
+        if isinstance(payload, int):
+            if payload:
+                reply = self._oversize_reply if payload == 413 else self._timeout_reply
+                await _send_http(send, payload, reply, _CLOSE_HEADERS)
+            return
+        reply, _ = await self.dispatcher.handle(payload, self.registry.get(scope.get("client")), None)
+        await _send_http(send, 200, b"" if reply is None else reply.encode(), _JSON_HEADERS)
+
+    async def _read_body(self, scope: dict[str, Any], receive: ASGIReceive) -> bytes | int:
+        """The request body, or the status to refuse it with (413 too big, 408 too slow: a
+        client trickling a body would otherwise hold a connection slot forever), or 0 when
+        the client went away."""
         limit = self.config.max_request_bytes
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit() or int(value) > limit:
-                    await _send_http(send, 413, self._oversize_reply, _CLOSE_HEADERS)
-                    return
+                    return 413
                 break
-        message = await receive()
-        payload = message.get("body", b"")
-        if message.get("more_body"):
-            parts = [payload]
-            size = len(payload)
-            while message.get("more_body"):
+        parts: list[bytes] = []
+        size = 0
+        with trio.move_on_after(self.config.request_body_timeout_s):
+            while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
-                    return
+                    return 0
                 chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > limit:
-                    await _send_http(send, 413, self._oversize_reply, _CLOSE_HEADERS)
-                    return
+                    return 413
                 parts.append(chunk)
-            payload = b"".join(parts)
-        elif message["type"] == "http.disconnect":
-            return
-        if len(payload) > limit:
-            await _send_http(send, 413, self._oversize_reply, _CLOSE_HEADERS)
-            return
-        reply, _ = await self.dispatcher.handle(payload, self.registry.get(scope.get("client")), None)
-        await _send_http(send, 200, b"" if reply is None else reply.encode(), _JSON_HEADERS)
+                if not message.get("more_body"):
+                    return parts[0] if len(parts) == 1 else b"".join(parts)
+        return 408
 
     async def _websocket(self, scope: dict[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
         message = await receive()

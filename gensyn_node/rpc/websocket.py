@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import trio
 
 from gensyn_node.rpc import errors as E
-from gensyn_node.rpc.api import RpcApi, SubscriptionSpec
+from gensyn_node.rpc.api import SubscriptionSpec
 from gensyn_node.rpc.dispatch import (
     Dispatcher,
     Starter,
@@ -135,7 +135,7 @@ class WsSession:
             source: Any = None
             if spec.kind == "stream":
                 source = await spec.handler(*args)
-                if not RpcApi.is_async_iterable(source):
+                if not isinstance(source, AsyncIterable):
                     raise TypeError(f"{spec.subscribe} handler returned {type(source).__name__}, not an async iterable")
             elif spec.kind == "generator":
                 source = spec.handler(*args)

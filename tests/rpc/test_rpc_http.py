@@ -159,6 +159,23 @@ def test_http_oversize_body_gets_413() -> None:
     run(body)
 
 
+def test_http_trickled_body_gets_408_and_frees_the_connection() -> None:
+    async def body() -> None:
+        config = RpcConfig(port=0, request_body_timeout_s=0.3)
+        async with running_server(config) as server:
+            stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+            await stream.send_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{")
+            answer = b""
+            while chunk := await stream.receive_some(4096):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408")
+            assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["code"] == -32600
+            async with httpx.AsyncClient() as client:
+                await assert_still_serving(client, server)
+
+    run(body)
+
+
 def test_http_flood_is_rate_limited_per_connection() -> None:
     async def body() -> None:
         config = RpcConfig(port=0, rate_limit_per_second=1.0, rate_limit_burst=5)
