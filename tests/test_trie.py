@@ -89,6 +89,28 @@ def test_trie_matches_dict_model(batches: list[dict]) -> None:
         assert node_hash in store.nodes
 
 
+# Substrate-like keys: a few 32-byte pallet/item prefixes, then a hashed or short suffix.
+PREFIXES = [blake2_256(name) for name in (b"System.Account", b"Balances.Locks", b"Staking.Bonded")]
+STORAGE_KEYS = st.builds(lambda i, tail: PREFIXES[i] + tail, st.integers(0, 2), st.binary(max_size=24))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.dictionaries(STORAGE_KEYS, st.none() | VALUES, max_size=30), min_size=1, max_size=5))
+def test_trie_storage_keys_match_dict_model(batches: list[dict]) -> None:
+    store = Store()
+    trie = Trie(EMPTY_ROOT, store.get)
+    model: dict[bytes, bytes] = {}
+    for changes in batches:
+        trie = store.commit(trie, changes)
+        apply_model(model, changes)
+    assert trie.root == build(model)[1].root
+    for prefix in PREFIXES:
+        assert list(trie.iter_prefix(prefix)) == sorted(i for i in model.items() if i[0].startswith(prefix))
+    proof = trie.prove(list(model)[:3] + [PREFIXES[0]])
+    for key in list(model)[:3] + [PREFIXES[0]]:
+        assert verify_proof(trie.root, key, proof) == model.get(key)
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.dictionaries(KEYS, VALUES, max_size=40), st.randoms(use_true_random=False))
 def test_trie_root_independent_of_order_and_batching(items: dict, rnd) -> None:
@@ -213,6 +235,10 @@ def test_trie_missing_node_raises_trie_error() -> None:
             fresh.get(key)
     with pytest.raises(TrieError):
         list(fresh.iter_prefix(b""))
+    with pytest.raises(TrieError):
+        Trie(trie.root, store.get).apply({key: b"new" for key in (b"a" * 8, b"b" * 8, b"c" * 8)})
+    with pytest.raises(TrieError):
+        Trie(trie.root, store.get).prove([b"a" * 8, b"b" * 8, b"c" * 8])
     with pytest.raises(TrieError):
         Trie(blake2_256(b"nothing"), store.get).get(b"x")
 
