@@ -1,0 +1,148 @@
+"""The exact engine end to end: thread counts, product plans, replay, segments, learning."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from runtime.ml.data import build_proven_batch, compute_leaves, compute_merkle_levels, get_batch
+from runtime.ml.engine import apply_train_step_, build_network, compute_accuracy
+from runtime.ml.errors import BatchMismatchError, MerkleProofError, StepRangeError
+from runtime.ml.layers import ConvLayer, LinearLayer
+from runtime.ml.models import get_model
+from runtime.ml.segments import (
+    compute_commitment,
+    get_checkpoint_proof,
+    initial_state,
+    iter_checkpoints,
+    replay_step,
+    run_segment,
+    verify_checkpoint_proof,
+)
+from runtime.ml.state import compute_state_hash, decode_state
+
+HASH_SCRIPT = """
+import json, sys, torch
+torch.set_num_threads(int(sys.argv[1]))
+from gensyn_node.ml.datasets import load_mnist, make_subset
+from runtime.ml.job import HyperParams, TrainingJob
+from runtime.ml.models import get_model
+from runtime.ml.segments import initial_state, run_segment
+from runtime.ml.state import compute_state_hash
+subset = make_subset(load_mnist().train, 512, seed=7)
+out = {}
+for name, steps in (("mlp", 12), ("cnn", 3)):
+    job = TrainingJob(get_model(name).model_id, subset.root, b"\\x05" * 32, HyperParams(batch_size=64), steps, steps)
+    state = run_segment(initial_state(job), job, subset, 0, steps)
+    out[name] = compute_state_hash(state).hex()
+out["threads"] = torch.get_num_threads()
+print(json.dumps(out))
+"""
+
+
+def test_same_hash_with_one_and_two_threads():
+    results = []
+    for threads in (1, 2):
+        proc = subprocess.run([sys.executable, "-c", HASH_SCRIPT, str(threads)], capture_output=True,
+                              text=True, timeout=240, check=True)
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert [r["threads"] for r in results] == [1, 2]
+    assert results[0]["mlp"] == results[1]["mlp"]
+    assert results[0]["cnn"] == results[1]["cnn"]
+
+
+def _replan(net, plan: str):
+    """A copy of `net` whose products all run as float64 ("f64") or in the finest float32
+    chunks that divide K ("fine"); both are exact, so the bits must not change."""
+    other = copy.copy(net)
+    other.layers = []
+    for layer in net.layers:
+        layer = copy.copy(layer)
+        if isinstance(layer, (LinearLayer, ConvLayer)):
+            for attr in ("fwd_chunk", "dw_chunk", "dx_chunk"):
+                if plan == "f64":
+                    setattr(layer, attr, 0)
+                elif plan == "fine" and attr != "dw_chunk":
+                    k = getattr(layer, attr)
+                    setattr(layer, attr, next((c for c in (8, 5, 2) if k % c == 0 and c < k), k) if k else 0)
+        other.layers.append(layer)
+    return other
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_product_plans_and_chunk_orders_give_the_same_state(subset, make_job, model):
+    job = make_job(subset, model=model, steps=3, every=3, batch_size=32)
+    spec = get_model(model)
+    hashes = set()
+    for plan in ("default", "f64", "fine"):
+        net = build_network(spec, 32) if plan == "default" else _replan(build_network(spec, 32), plan)
+        state = initial_state(job)
+        for step in range(job.steps):
+            images, labels = get_batch(subset, job.seed, step, 32)
+            apply_train_step_(state, images, labels, job.hyper, net)
+        hashes.add(compute_state_hash(state))
+    assert len(hashes) == 1
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_replay_step_equals_the_runs_next_state(subset, make_job, model):
+    steps = 6 if model == "mlp" else 3
+    job = make_job(subset, model=model, steps=steps, every=1, batch_size=32)
+    checkpoints = list(iter_checkpoints(job, subset))
+    assert [c.step for c in checkpoints] == list(range(steps + 1))
+    levels = compute_merkle_levels(compute_leaves(subset.images.numpy(), subset.labels.numpy()))
+    for step in range(steps):
+        pre = decode_state(checkpoints[step].data)
+        batch = build_proven_batch(subset, levels, job.seed, step, 32)
+        post = replay_step(pre, batch, job, n_samples=len(subset))
+        assert compute_state_hash(post) == checkpoints[step + 1].state_hash
+        assert compute_state_hash(pre) == checkpoints[step].state_hash  # replay leaves pre alone
+
+
+def test_replay_rejects_bad_batches_and_states(subset, make_job):
+    job = make_job(subset, steps=4, every=2, batch_size=32)
+    levels = compute_merkle_levels(compute_leaves(subset.images.numpy(), subset.labels.numpy()))
+    pre = initial_state(job)
+    batch = build_proven_batch(subset, levels, job.seed, 0, 32)
+    proofs = list(batch.proofs)
+    proofs[0] = tuple(reversed(proofs[0]))
+    with pytest.raises(MerkleProofError):
+        replay_step(pre, type(batch)(0, batch.indices, batch.images, batch.labels, tuple(proofs)), job,
+                    n_samples=len(subset))
+    with pytest.raises(StepRangeError):
+        replay_step(pre, build_proven_batch(subset, levels, job.seed, 1, 32), job, n_samples=len(subset))
+    other_seed = build_proven_batch(subset, levels, b"\x77" * 32, 0, 32)
+    with pytest.raises(BatchMismatchError):
+        replay_step(pre, other_seed, job, n_samples=len(subset))
+
+
+def test_segments_compose_and_commitment_proofs(subset, make_job):
+    job = make_job(subset, steps=10, every=4, batch_size=32)
+    checkpoints = list(iter_checkpoints(job, subset))
+    assert [c.step for c in checkpoints] == [0, 4, 8, 10]
+    whole = run_segment(initial_state(job), job, subset, 0, 10)
+    assert compute_state_hash(whole) == checkpoints[-1].state_hash
+    middle = run_segment(decode_state(checkpoints[1].data), job, subset, 4, 4)
+    assert compute_state_hash(middle) == checkpoints[2].state_hash
+    hashes = [c.state_hash for c in checkpoints]
+    root = compute_commitment(hashes)
+    for i, h in enumerate(hashes):
+        verify_checkpoint_proof(root, h, i, len(hashes), get_checkpoint_proof(hashes, i))
+    with pytest.raises(MerkleProofError):
+        verify_checkpoint_proof(root, hashes[1], 2, len(hashes), get_checkpoint_proof(hashes, 2))
+    resumed = list(iter_checkpoints(job, subset, state=decode_state(checkpoints[2].data)))
+    assert [c.state_hash for c in resumed] == hashes[2:]
+
+
+def test_training_learns_mnist(mnist, make_job):
+    """A short run (600 steps of 64 on the MLP) passes 90% on the 10,000 test images."""
+    job = make_job(mnist.train, steps=600, every=600, batch_size=64)
+    state = run_segment(initial_state(job), job, mnist.train, 0, job.steps)
+    accuracy = compute_accuracy(state, mnist.test.images, mnist.test.labels)
+    assert accuracy > 0.90, accuracy
+    assert torch.isfinite(state.params).all()
