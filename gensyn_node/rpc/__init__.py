@@ -1,6 +1,18 @@
 """JSON-RPC 2.0 for the node: HTTP and WebSocket on one port (server.py), the method registry
 (api.py), and a small client (client.py). Chain logic registers its methods on an RpcApi;
-nothing here knows about blocks."""
+nothing here knows about blocks.
+
+    api = RpcApi(on_call=lambda method, seconds: RPC_SECONDS.labels(method).observe(seconds))
+    api.method("system_health", get_health)                        # async def get_health() -> dict
+    api.method("author_insertKey", insert_key, unsafe=True)
+    api.subscription("chain_subscribeNewHeads", "chain_unsubscribeNewHeads", "chain_newHead",
+                     stream_new_heads)                             # async def (...) -> AsyncIterable
+    port = await nursery.start(serve_rpc, api, RpcConfig(port=9944))
+
+Handlers raise RpcError(code, message, data) for application errors, e.g.
+RpcError(1010, "Invalid Transaction", "Inability to pay some fees"); see errors.py for the codes
+the server itself answers with.
+"""
 
 from gensyn_node.rpc.api import RpcApi
 from gensyn_node.rpc.errors import InvalidParams, RpcError, RpcPortBusy, RpcRegistrationError

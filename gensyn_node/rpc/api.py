@@ -216,7 +216,9 @@ class RpcApi:
         unsafe: bool = False,
     ) -> None:
         """Register a subscription (see SubscriptionSpec for the three handler forms; pass
-        `callback=True` for `async def handler(send, *params)`)."""
+        `callback=True` for `async def handler(send, *params)`). The server awaits each
+        notification's send, so a slow client slows only its own stream; a source shared by
+        many subscribers should give each a bounded channel and drop it on overflow."""
         if callback:
             if not inspect.iscoroutinefunction(handler):
                 raise RpcRegistrationError(f"{subscribe_name}: callback handler must be an async function")
