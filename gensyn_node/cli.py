@@ -15,14 +15,15 @@ class CliError(Exception):
 
 def _command_groups() -> list[Callable[[argparse._SubParsersAction], None]]:
     # Imported lazily so that `gensyn-node --help` does not import torch.
+    from gensyn_node import client_cli, node_cli
     from gensyn_node.ml import cli as ml_cli
 
-    return [ml_cli.add_commands]
+    return [node_cli.add_commands, client_cli.add_commands, ml_cli.add_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gensyn-node", description="gensyn-node: a PoS chain with an ML-compute market")
-    parser.add_argument("--log", default="warning", help="log level (debug, info, warning, error)")
+    parser.add_argument("--log", default="warning", help="log level (debug, info, warning, error), anywhere on the line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add_commands in _command_groups():
         add_commands(sub)
@@ -30,10 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    log_level = "warning"
+    if "--log" in argv[:-1]:
+        at = argv.index("--log")
+        log_level = argv[at + 1]
+        del argv[at : at + 2]
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--log"):
+        argv = ["run", *argv]  # `gensyn-node --dev` is `gensyn-node run --dev`, as in Substrate
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=getattr(logging, str(args.log).upper(), logging.WARNING),
+        level=getattr(logging, log_level.upper(), logging.WARNING),
         format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
     )
     handler = getattr(args, "handler", None)

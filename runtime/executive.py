@@ -66,6 +66,12 @@ def get_state_runtime(state: OverlayState) -> Runtime:
     return get_runtime(system.SpecVersion.get(state))
 
 
+def get_next_block_runtime(state: OverlayState) -> Runtime:
+    """The runtime the next block runs: a scheduled upgrade takes effect there."""
+    pending = system.PendingSpecVersion.get(state)
+    return get_runtime(pending if pending is not None else system.SpecVersion.get(state))
+
+
 def block_hash_at(ctx: BlockContext, number: int) -> bytes | None:
     if number == ctx.block_number - 1:
         return ctx.parent_hash
@@ -90,7 +96,8 @@ def initialize_block(state: OverlayState, header: Header) -> tuple[Runtime, Bloc
     if upgraded:
         ctx.deposit_event(SYSTEM, SYSTEM_EVENTS, "CodeUpdated")
     system.Randomness.put(state, blake2_256(system.Randomness.get(state) + header.parent_hash))
-    if header.number > BLOCK_HASH_COUNT:
+    # Block 0's hash stays: every immortal transaction's signature commits to it.
+    if header.number - 1 - BLOCK_HASH_COUNT > 0:
         system.BlockHash.remove(state, header.number - 1 - BLOCK_HASH_COUNT)
     return runtime, ctx
 
@@ -134,13 +141,15 @@ def _check_signed(runtime: Runtime, ctx: BlockContext, xt: Extrinsic) -> tuple[i
 def validate_transaction(state: OverlayState, best: Header, raw: bytes) -> tuple[ValidTransaction, Extrinsic]:
     """Check a transaction against the state after `best` (for the pool); raises
     InvalidTransaction with a reason. Nothing is written to `state`."""
-    runtime = get_state_runtime(state)
+    runtime = get_next_block_runtime(state)
     try:
         xt = decode_extrinsic(raw, runtime)
     except CodecError as exc:
         raise InvalidTransaction("Call", f"could not decode: {exc}") from None
     if not xt.is_signed:
         raise InvalidTransaction("Call", "unsigned transactions are accepted only as a block's inherents")
+    if (runtime.pallets_by_index[xt.call[0]].name, xt.call[1]) in INHERENT_CALLS:
+        raise InvalidTransaction("Call", "inherents may not be signed")
     ctx = BlockContext(state, get_params(state), best.number + 1, best.hash)
     weight, fee, _call = _check_signed(runtime, ctx, xt)
     account = get_account(state, xt.signer)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from typing import Any
 
 from runtime.block import Header, compute_extrinsics_root
 from runtime.context import BlockContext
+from runtime.frame import DispatchError
 from runtime.pallets.balances import currency
 from runtime.pallets.balances.storage import TotalIssuance
 from runtime.pallets.sudo.storage import Key as SudoKey
@@ -20,7 +21,7 @@ from runtime.pallets.transaction_payment.storage import TreasuryAccount
 from runtime.params import ChainParameters
 from runtime.storage import MemoryState
 from runtime.trie import EMPTY_ROOT, Trie
-from runtime.version import LATEST_SPEC_VERSION, get_runtime
+from runtime.version import LATEST_SPEC_VERSION, UnknownRuntime, get_runtime
 
 
 class InvalidGenesis(ValueError):
@@ -33,7 +34,10 @@ def build_genesis_state(config: dict[str, Any]) -> dict[bytes, bytes]:
     params: ChainParameters = config.get("params") or ChainParameters()
     params.validate()
     spec_version = config.get("spec_version", LATEST_SPEC_VERSION)
-    runtime = get_runtime(spec_version)
+    try:
+        runtime = get_runtime(spec_version)
+    except UnknownRuntime as exc:
+        raise InvalidGenesis(str(exc)) from None
     state = MemoryState()
     ctx = BlockContext(state, params)
     system.ChainParameters.put(state, _params_dict(params))
@@ -45,7 +49,10 @@ def build_genesis_state(config: dict[str, Any]) -> dict[bytes, bytes]:
         seen.add(account)
         if amount < params.existential_deposit:
             raise InvalidGenesis(f"account {account.hex()} is endowed below the existential deposit")
-        currency.deposit_creating(ctx, account, amount, event=False)
+        try:
+            currency.deposit_creating(ctx, account, amount, event=False)
+        except DispatchError as exc:
+            raise InvalidGenesis(f"endowment of {account.hex()} does not fit: {exc}") from None
     if config.get("sudo") is not None:
         SudoKey.put(state, config["sudo"])
     TreasuryAccount.put(state, config.get("treasury", bytes(32)))

@@ -12,13 +12,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from runtime.codec.errors import CodecError
-from runtime.codec.scale import Enum, Lazy, Variant
+from runtime.codec.scale import H256, Enum, Lazy, Struct, Variant, Vec
 from runtime.context import BlockContext
 from runtime.frame import Call, Pallet
 from runtime.hashing import blake2_256
-from runtime.pallets import balances, sudo, system, timestamp, transaction_payment
+from runtime.pallets import balances, staking, sudo, system, timestamp, transaction_payment
+from runtime.pallets.system import storage as system_storage
 from runtime.pallets.system.calls import KNOWN_SPEC_VERSIONS
-from runtime.types import RuntimeVersion
+from runtime.types import Phase, RuntimeVersion
 
 SPEC_NAME = "gensyn-node"
 IMPL_NAME = "gensyn-node-py"
@@ -60,6 +61,9 @@ class Runtime:
         call_ref.target = self.call_enum
         self.event_enum = Enum(("gensyn_runtime", "RuntimeEvent"),
                                [Variant(p.name, p.index, [(None, p.events)]) for p in self.pallets if p.events and p.events.variants])
+        self.event_record = Struct(("frame_system", "EventRecord"),
+                                   [("phase", Phase), ("event", self.event_enum), ("topics", Vec(H256))])
+        system_storage.EventRecord.target = self.event_record
         self.version = {
             "spec_name": SPEC_NAME.encode(),
             "impl_name": IMPL_NAME.encode(),
@@ -108,7 +112,7 @@ class Runtime:
 
 
 _BASE_PALLETS: list[Pallet | PalletFactory] = [
-    system.PALLET, timestamp.PALLET, balances.PALLET, transaction_payment.PALLET, sudo.make_pallet,
+    system.PALLET, timestamp.PALLET, balances.PALLET, transaction_payment.PALLET, staking.PALLET, sudo.make_pallet,
 ]
 
 RUNTIMES: dict[int, Runtime] = {

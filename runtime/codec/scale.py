@@ -20,6 +20,7 @@ from typing import Any
 from runtime.codec.errors import CodecError
 
 MAX_VEC_LEN = 1 << 20
+MAX_NESTING = 8
 _U = {1: "u8", 2: "u16", 4: "u32", 8: "u64", 16: "u128", 32: "u256"}
 
 
@@ -421,12 +422,21 @@ class Lazy(ScaleType):
 
     def __init__(self) -> None:
         self.target: ScaleType | None = None
+        self._depth = 0
 
     def encode(self, value: Any) -> bytes:
         return self.target.encode(value)  # type: ignore[union-attr]
 
     def decode_from(self, data: bytes, pos: int) -> tuple[Any, int]:
-        return self.target.decode_from(data, pos)  # type: ignore[union-attr]
+        # A call may hold a call (Sudo.sudo): bound the nesting so hostile bytes cannot
+        # exhaust the stack.
+        if self._depth >= MAX_NESTING:
+            raise CodecError(f"{self.name()}: nested more than {MAX_NESTING} levels")
+        self._depth += 1
+        try:
+            return self.target.decode_from(data, pos)  # type: ignore[union-attr]
+        finally:
+            self._depth -= 1
 
     def name(self) -> str:
         return self.target.name() if self.target is not None else "Lazy"

@@ -217,9 +217,6 @@ def _record_type(rt):
     return Struct(("frame_system", "EventRecord"), [("phase", Phase), ("event", rt.event_enum), ("topics", Vec(H256))])
 
 
-@pytest.mark.xfail(strict=True, raises=Exception, reason="BUG: System.Events is declared Vec<u8> "
-                   "(runtime/pallets/system/storage.py) but holds Vec<EventRecord>; its registry type cannot "
-                   "decode its own value, so metadata-driven clients misread the block's events")
 def test_system_events_declared_type_decodes_stored_value(one_block, sign, transfer, alice, bob):
     _built, after = one_block([sign(alice, transfer(bob.public, 10**15), 0)])
     system.Events.get(OverlayState(after.get))
@@ -472,10 +469,6 @@ def test_sudo_upgrade_switches_runtime_at_next_block(chain, trie, store, sign, t
         assert execute_block(Trie(parent_trie.root, dict(store).get), built.block).state_root == built.header.state_root
 
 
-@pytest.mark.xfail(strict=True, raises=InvalidTransaction, reason="BUG: after the block that schedules an "
-                   "upgrade, validate_transaction checks against SpecVersion (the old runtime) while the next block "
-                   "runs PendingSpecVersion (runtime/executive.py validate_transaction uses get_state_runtime): the "
-                   "pool admits transactions the next block rejects and rejects the ones it accepts")
 def test_validate_after_upgrade_block_uses_the_next_blocks_runtime(chain, trie, store, sign, transfer, rt, alice,
                                                                    bob, spec_99, make_block, commit):
     first = make_block(trie, chain.header, [sign(alice, _sudo(rt, "System", "upgrade_runtime", {"spec_version": 99}), 0)])
@@ -626,10 +619,6 @@ def test_unsigned_transfer_in_block_rejected(trie, store, transfer, bob, good_bl
     assert_rejected(trie, store, _rebody(good_block.block, good_block.block.extrinsics + (unsigned,)), "Call")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="BUG: initialize_block prunes BlockHash(0) at block "
-                   "2401 (runtime/executive.py: `number - 1 - BLOCK_HASH_COUNT` reaches 0), so the genesis hash "
-                   "every signature commits to is gone and all transactions fail with AncientBirthBlock; "
-                   "Substrate never removes block 0's hash")
 def test_immortal_transactions_valid_after_block_hash_count(chain, trie, store, sign, transfer, alice, bob,
                                                             make_block, commit):
     view, best = trie, chain.header
@@ -745,3 +734,89 @@ def test_overlay_layers_match_a_stack_of_copies(ops):
         for k in (b"a", b"b", b"c"):
             assert state.get(k) == model[-1].get(k)
     assert dict(state.iter_prefix(b"")) == model[-1]
+
+
+# --- the block builder -----------------------------------------------------------------------------------
+
+
+def test_builder_leaves_no_trace_of_refused_transactions(chain, trie, sign, transfer, alice, bob, make_block):
+    """Refused transactions (bad proof, stale, unpayable) change nothing in the block being built."""
+    good = [sign(alice, transfer(bob.public, 10**15), 0), sign(bob, transfer(alice.public, 10**15), 0)]
+    clean = make_block(trie, chain.header, good)
+    from runtime.executive import BlockBuilder
+    from runtime.extrinsic import encode_signed
+
+    builder = BlockBuilder(trie, chain.header, slot=1, author=dev_account("ferdie").public,
+                           timestamp_ms=PARAMS.slot_duration_ms)
+    refused = [
+        encode_signed(transfer(bob.public, 1), alice.public, "Sr25519", bytes(64), None, 0, 0),  # bad proof
+        sign(alice, transfer(bob.public, 10**15), 0, tip=10 * ENDOWMENT),  # cannot pay
+        sign(dev_account("nobody"), transfer(bob.public, ED), 0),  # no account
+        b"\x00",  # does not decode
+    ]
+    builder.push(good[0])
+    for raw in refused:
+        with pytest.raises(InvalidTransaction):
+            builder.push(raw)
+    with pytest.raises(InvalidTransaction) as info:
+        builder.push(good[0])  # now stale
+    assert info.value.kind == "Stale"
+    builder.push(good[1])
+    block, _executed = builder.build()
+    assert block == clean.block
+
+
+def _small_chain(**params):
+    from runtime.genesis import build_genesis
+
+    small = replace(PARAMS, **params)
+    keys = [dev_account(n) for n in ("alice", "bob")]
+    header, _storage, nodes = build_genesis({"balances": [(k.public, ENDOWMENT) for k in keys], "sudo": keys[0].public,
+                                             "spec_version": 1, "params": small})
+    return header, Trie(header.state_root, dict(nodes).get)
+
+
+def _signed_for(header, keypair, call, nonce):
+    from runtime.extrinsic import encode_signed, signing_payload
+
+    payload = signing_payload(call, b"\x00", nonce, 0, 1, 1, header.hash, header.hash)
+    return encode_signed(call, keypair.public, keypair.scheme, keypair.sign(payload), None, nonce, 0)
+
+
+def test_builder_refuses_transactions_past_the_block_length(rt, alice, bob, transfer):
+    from runtime.executive import BlockBuilder
+
+    header, trie = _small_chain(max_block_length=600)
+    builder = BlockBuilder(trie, header, slot=1, author=bob.public, timestamp_ms=PARAMS.slot_duration_ms)
+    pushed = 0
+    with pytest.raises(InvalidTransaction) as info:
+        for nonce in range(10):
+            builder.push(_signed_for(header, alice, transfer(bob.public, ED), nonce))
+            pushed += 1
+    assert info.value.kind == "ExhaustsResources"
+    assert 2 <= pushed < 10 and builder.total_length <= 600
+    block, executed = builder.build()
+    assert execute_block(trie, block).state_root == executed.state_root
+
+
+def test_builder_refuses_transactions_past_the_block_weight(alice, bob, transfer):
+    from runtime.executive import BlockBuilder
+
+    header, trie = _small_chain(max_block_weight=3 * TRANSFER_WEIGHT)
+    builder = BlockBuilder(trie, header, slot=1, author=bob.public, timestamp_ms=PARAMS.slot_duration_ms)
+    builder.push(_signed_for(header, alice, transfer(bob.public, ED), 0))
+    builder.push(_signed_for(header, alice, transfer(bob.public, ED), 1))
+    with pytest.raises(InvalidTransaction) as info:
+        builder.push(_signed_for(header, alice, transfer(bob.public, ED), 2))
+    assert info.value.kind == "ExhaustsResources"
+    assert len(builder.build()[0].extrinsics) == 3  # the inherent and two transfers
+
+
+def test_block_with_expired_transaction_rejected(chain, trie, store, sign, transfer, alice, bob, make_block, commit):
+    raw = sign(alice, transfer(bob.public, 10**15), 0, era=(4, 0))
+    view, best = trie, chain.header
+    for _ in range(4):
+        built = make_block(view, best, [])
+        view, best = commit(store, built), built.header
+    late = make_block(view, best, [])
+    assert_rejected(view, store, _rebody(late.block, late.block.extrinsics + (raw,)), "AncientBirthBlock|BadProof")

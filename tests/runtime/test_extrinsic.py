@@ -401,8 +401,6 @@ def test_validate_unsigned_non_inherent_rejected(chain, trie, pay_bob, rt):
     assert_invalid(trie, chain.header, encode_unsigned(rt.encode_call("Timestamp", "set", {"now": 2000})), "Call")
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason="BUG: validate_transaction does not refuse signed inherents "
-                   "(runtime/executive.py validate_transaction lacks apply_extrinsic's INHERENT_CALLS check)")
 def test_validate_signed_inherent_rejected(chain, trie, sign, alice, rt):
     raw = sign(alice, rt.encode_call("Timestamp", "set", {"now": 2000}), 0)
     assert_invalid(trie, chain.header, raw, "Call")
@@ -424,7 +422,5 @@ def test_validate_nested_sudo_within_depth_accepted(chain, trie, sign, alice, rt
     validate(trie, chain.header, sign(alice, _nested_sudo(rt, 8), 0))
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason="BUG: no decoding depth limit: a call nesting Sudo.sudo a few hundred "
-                   "times raises RecursionError out of validate_transaction instead of InvalidTransaction::Call")
 def test_validate_deeply_nested_call_rejected(chain, trie, sign, alice, rt):
     assert_invalid(trie, chain.header, sign(alice, _nested_sudo(rt, 1000), 0), "Call")

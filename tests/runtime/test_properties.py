@@ -186,10 +186,6 @@ def test_currency_operations_keep_issuance_exact(ops):
         assert all(r.free + r.reserved >= ED for r in records), "an account lingers below ED"
 
 
-@pytest.mark.xfail(strict=True, raises=(AssertionError, OverflowError), reason="BUG: the currency functions "
-                   "take Python ints and never check amount >= 0: transfer(a, b, -x) moves x from b to a and "
-                   "reserve(a, -x) drives reserved negative (runtime/pallets/balances/currency.py; a pallet "
-                   "computing a negative amount steals or crashes instead of getting a DispatchError)")
 @pytest.mark.parametrize("op", ["transfer", "withdraw", "deposit_creating", "reserve"])
 def test_currency_refuses_negative_amounts(op):
     state = MemoryState()

@@ -8,7 +8,7 @@ TotalIssuance == sum(free + reserved) over all accounts: minting and burning go 
 from __future__ import annotations
 
 from runtime.context import BlockContext
-from runtime.frame import ArithmeticOverflow
+from runtime.frame import ArithmeticOverflow, DispatchError
 from runtime.pallets.balances import events
 from runtime.pallets.balances.errors import ERRORS
 from runtime.pallets.balances.events import DEPOSIT_INDEX, TRANSFER_INDEX, WITHDRAW_INDEX
@@ -26,6 +26,14 @@ def free_balance(ctx: BlockContext, who: bytes) -> int:
 
 def reserved_balance(ctx: BlockContext, who: bytes) -> int:
     return get_account(ctx.state, who).reserved
+
+
+def _check_amount(amount: int) -> None:
+    """Verify that an amount is a non-negative integer that fits a balance."""
+    if not isinstance(amount, int) or amount < 0:
+        raise DispatchError(("Arithmetic", ("Underflow", None)), f"amount {amount!r} is negative or not an integer")
+    if amount > MAX_BALANCE:
+        raise ArithmeticOverflow(f"amount {amount} does not fit a balance")
 
 
 def _issue(ctx: BlockContext, amount: int) -> None:
@@ -64,6 +72,7 @@ def _check_keep(ctx: BlockContext, record: AccountRecord, keep_alive: bool) -> N
 
 
 def transfer(ctx: BlockContext, source: bytes, dest: bytes, amount: int, keep_alive: bool) -> None:
+    _check_amount(amount)
     state = ctx.state
     sender = get_account(state, source)
     if sender.free < amount:
@@ -90,6 +99,7 @@ def transfer(ctx: BlockContext, source: bytes, dest: bytes, amount: int, keep_al
 
 def withdraw(ctx: BlockContext, who: bytes, amount: int, keep_alive: bool = True, event: bool = True) -> None:
     """Take `amount` out of `who`'s free balance and out of total issuance (fees, burns)."""
+    _check_amount(amount)
     record = get_account(ctx.state, who)
     if record.free < amount:
         raise ERRORS("InsufficientBalance", f"free balance {record.free} is below {amount}")
@@ -104,6 +114,7 @@ def withdraw(ctx: BlockContext, who: bytes, amount: int, keep_alive: bool = True
 def deposit_creating(ctx: BlockContext, who: bytes, amount: int, event: bool = True) -> None:
     """Add `amount` to `who` and to total issuance; below the existential deposit a new account
     is not created and the amount is not issued."""
+    _check_amount(amount)
     record = get_account(ctx.state, who)
     existed = record.providers > 0
     if not existed and amount < ctx.params.existential_deposit:
@@ -132,6 +143,7 @@ def credit_from_pot(ctx: BlockContext, who: bytes, amount: int) -> None:
 
 def reserve(ctx: BlockContext, who: bytes, amount: int) -> None:
     """Move `amount` from free to reserved; the account must keep the existential deposit free."""
+    _check_amount(amount)
     record = get_account(ctx.state, who)
     if record.free < amount or record.providers == 0:
         raise ERRORS("InsufficientBalance", f"free balance {record.free} is below {amount}")
@@ -143,6 +155,7 @@ def reserve(ctx: BlockContext, who: bytes, amount: int) -> None:
 
 def unreserve(ctx: BlockContext, who: bytes, amount: int) -> int:
     """Move up to `amount` from reserved back to free; returns what was moved."""
+    _check_amount(amount)
     record = get_account(ctx.state, who)
     moved = min(amount, record.reserved)
     if moved:
@@ -155,6 +168,7 @@ def unreserve(ctx: BlockContext, who: bytes, amount: int) -> int:
 
 def slash_reserved(ctx: BlockContext, who: bytes, amount: int) -> int:
     """Burn up to `amount` of `who`'s reserved balance; returns what was slashed."""
+    _check_amount(amount)
     record = get_account(ctx.state, who)
     slashed = min(amount, record.reserved)
     if slashed:

@@ -1,6 +1,6 @@
 """System storage items."""
 
-from runtime.codec.scale import Bytes, u32
+from runtime.codec.scale import Lazy, Vec, u32
 from runtime.frame import StorageMap, StorageValue
 from runtime.params import ChainParametersType
 from runtime.types import AccountId, AccountInfo, BlockNumber, Hash, Header
@@ -10,8 +10,11 @@ BlockHash = StorageMap("BlockHash", [("Twox64Concat", BlockNumber)], Hash, defau
 Number = StorageValue("Number", BlockNumber, default=0, docs="The current block number being processed.")
 ParentHash = StorageValue("ParentHash", Hash, default=bytes(32), docs="Hash of the previous block.")
 Digest = StorageValue("Digest", Header.fields[4][1], default={"logs": []}, docs="Digest of the current block.")
-# The events of the current block as SCALE Vec<EventRecord>; the executive writes the bytes.
-Events = StorageValue("Events", Bytes(), docs="Events deposited for the current block (Vec<EventRecord>).")
+# EventRecord {phase, event: RuntimeEvent, topics}: RuntimeEvent is built from the pallets, so the
+# runtime table (runtime/version.py) points this at the newest runtime's record type.
+EventRecord = Lazy()
+# The executive writes the block's Vec<EventRecord> bytes at once (records are encoded as deposited).
+Events = StorageValue("Events", Vec(EventRecord), default=[], docs="Events deposited for the current block.")
 EventCount = StorageValue("EventCount", u32, default=0, docs="The number of events in the `Events<T>` list.")
 ExtrinsicCount = StorageValue("ExtrinsicCount", u32, default=0, docs="Total extrinsics count for the current block.")
 Randomness = StorageValue("Randomness", Hash, default=bytes(32), docs="Randomness mixed from every block author's slot signature.")

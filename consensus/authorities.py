@@ -1,0 +1,20 @@
+"""The validator set consensus works with, read from a state (the staking pallet's elected set)
+together with the randomness that draws slot leaders."""
+
+from __future__ import annotations
+
+from consensus.slots import Authority
+from runtime.pallets.staking import get_active_validators
+from runtime.pallets.system import storage as system
+from runtime.storage import OverlayState
+from runtime.trie import Trie
+
+
+def get_authorities(state: Trie | OverlayState) -> list[Authority]:
+    overlay = state if isinstance(state, OverlayState) else OverlayState(state.get, state.iter_prefix)
+    return [Authority(account, key, stake) for account, key, stake in get_active_validators(overlay)]
+
+
+def get_randomness(state: Trie | OverlayState) -> bytes:
+    raw = state.get(system.Randomness.key())
+    return raw if raw is not None else bytes(32)

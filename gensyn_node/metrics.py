@@ -1,0 +1,50 @@
+"""Prometheus metrics of the node, on their own port (9615 by default): best and finalized
+height, tx pool size, block import time, RPC calls by method, peers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+
+class MetricsPortBusy(OSError):
+    """The metrics port is taken."""
+
+
+class NodeMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.best = Gauge("gensyn_block_height_best", "Best block number", registry=r)
+        self.finalized = Gauge("gensyn_block_height_finalized", "Finalized block number", registry=r)
+        self.pool_size = Gauge("gensyn_txpool_size", "Transactions in the pool", registry=r)
+        self.peers = Gauge("gensyn_peers", "Connected peers", registry=r)
+        self.authored = Counter("gensyn_blocks_authored", "Blocks this node authored", registry=r)
+        self.import_seconds = Histogram("gensyn_block_import_seconds", "Time to import a block", registry=r,
+                                        buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
+        self.rpc_calls = Counter("gensyn_rpc_calls", "RPC calls by method", ["method"], registry=r)
+        self.rpc_seconds = Histogram("gensyn_rpc_call_seconds", "RPC call time", registry=r,
+                                     buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0))
+        self._server: Any = None
+
+    def on_rpc_call(self, method: str, seconds: float) -> None:
+        self.rpc_calls.labels(method=method).inc()
+        self.rpc_seconds.observe(seconds)
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        try:
+            server = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise MetricsPortBusy(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
+        self._server = server[0] if isinstance(server, tuple) else server
+        log.info("metrics serving port=%d", port)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

@@ -1,0 +1,265 @@
+"""The node's JSON-RPC methods, with Substrate's names and shapes (numbers and bytes as 0x-hex),
+so that Substrate clients read them as they would a Substrate node's."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from gensyn_node import __version__
+from gensyn_node.rpc.api import RpcApi
+from gensyn_node.rpc.errors import RpcError
+from gensyn_node.txpool import (
+    AlreadyImported,
+    Invalid,
+    PoolError,
+    PoolFull,
+    TemporarilyBanned,
+    TooLowPriority,
+)
+from runtime.block import Header
+from runtime.codec.errors import CodecError
+from runtime.crypto import ss58_decode
+from runtime.executive import get_state_runtime
+from runtime.hashing import blake2_256
+from runtime.pallets.system.account import get_account
+from runtime.storage import OverlayState
+from runtime.types import DigestItem
+
+if TYPE_CHECKING:
+    from gensyn_node.service import Node
+
+INVALID_TRANSACTION = 1010
+UNKNOWN_TRANSACTION = 1011
+TEMPORARILY_BANNED = 1012
+ALREADY_IMPORTED = 1013
+TOO_LOW_PRIORITY = 1014
+IMMEDIATELY_DROPPED = 1016
+INVALID_HEX = -32602
+
+
+def encode_hex(data: bytes) -> str:
+    return "0x" + data.hex()
+
+
+def decode_hex(value: Any, what: str, length: int | None = None) -> bytes:
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise RpcError(INVALID_HEX, "Invalid params", f"{what}: expected 0x-prefixed hex")
+    try:
+        raw = bytes.fromhex(value[2:])
+    except ValueError:
+        raise RpcError(INVALID_HEX, "Invalid params", f"{what}: invalid hex") from None
+    if length is not None and len(raw) != length:
+        raise RpcError(INVALID_HEX, "Invalid params", f"{what}: expected {length} bytes")
+    return raw
+
+
+def header_json(header: Header) -> dict[str, Any]:
+    return {
+        "parentHash": encode_hex(header.parent_hash),
+        "number": hex(header.number),
+        "stateRoot": encode_hex(header.state_root),
+        "extrinsicsRoot": encode_hex(header.extrinsics_root),
+        "digest": {"logs": [encode_hex(DigestItem.encode((kind, (engine, data)))) for kind, engine, data in header.digest]},
+    }
+
+
+def pool_error_to_rpc(exc: PoolError) -> RpcError:
+    """Substrate's author RPC errors: 1010 with the reason for an invalid transaction."""
+    if isinstance(exc, Invalid):
+        if exc.kind == "CannotLookup":
+            return RpcError(UNKNOWN_TRANSACTION, "Unknown Transaction Validity", exc.reason)
+        return RpcError(INVALID_TRANSACTION, "Invalid Transaction", f"{exc.kind}: {exc.reason}")
+    if isinstance(exc, TemporarilyBanned):
+        return RpcError(TEMPORARILY_BANNED, "Transaction is temporarily banned", exc.reason)
+    if isinstance(exc, AlreadyImported):
+        return RpcError(ALREADY_IMPORTED, "Transaction Already Imported", exc.reason)
+    if isinstance(exc, TooLowPriority):
+        return RpcError(TOO_LOW_PRIORITY, "Priority is too low", exc.reason)
+    if isinstance(exc, PoolFull):
+        return RpcError(IMMEDIATELY_DROPPED, "Immediately Dropped", exc.reason)
+    return RpcError(INVALID_TRANSACTION, "Invalid Transaction", exc.reason)
+
+
+class NodeRpc:
+    """Handlers bound to one node."""
+
+    def __init__(self, node: Node):
+        self.node = node
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _block_hash(self, at: str | None) -> bytes:
+        if at is None:
+            return self.node.store.best_hash
+        block_hash = decode_hex(at, "block hash", 32)
+        if not self.node.store.has_block(block_hash):
+            raise RpcError(4003, "Client error: unknown block", f"block {at} is not known")
+        return block_hash
+
+    # --- system ----------------------------------------------------------------------------
+
+    async def system_name(self) -> str:
+        return "gensyn-node"
+
+    async def system_version(self) -> str:
+        return __version__
+
+    async def system_chain(self) -> str:
+        return self.node.spec.name
+
+    async def system_chainType(self) -> str:
+        return self.node.spec.chain_type
+
+    async def system_properties(self) -> dict[str, Any]:
+        return dict(self.node.spec.properties)
+
+    async def system_health(self) -> dict[str, Any]:
+        return {"peers": 0, "isSyncing": False, "shouldHavePeers": False}
+
+    async def system_peers(self) -> list[Any]:
+        return []
+
+    async def system_accountNextIndex(self, account: str) -> int:
+        try:
+            who = ss58_decode(account, prefix=None) if not account.startswith("0x") else decode_hex(account, "account", 32)
+        except CodecError as exc:
+            raise RpcError(-32602, "Invalid params", str(exc)) from None
+        _best, state = self.node.best_state()
+        nonce = get_account(OverlayState(state.get), who).nonce
+        pending = {tx.valid.provides[0][32:] for tx in self.node.pool.pending() if tx.valid.provides
+                   and tx.valid.provides[0][:32] == who}
+        while nonce.to_bytes(4, "little") in pending:
+            nonce += 1
+        return nonce
+
+    # --- chain -----------------------------------------------------------------------------
+
+    async def chain_getHeader(self, block_hash: str | None = None) -> dict[str, Any] | None:
+        target = self.node.store.best_hash if block_hash is None else decode_hex(block_hash, "block hash", 32)
+        header = self.node.store.get_header(target)
+        return header_json(header) if header is not None else None
+
+    async def chain_getBlock(self, block_hash: str | None = None) -> dict[str, Any] | None:
+        target = self.node.store.best_hash if block_hash is None else decode_hex(block_hash, "block hash", 32)
+        block = self.node.store.get_block(target)
+        if block is None:
+            return None
+        justification = self.node.store.get_justification(target)
+        return {"block": {"header": header_json(block.header), "extrinsics": [encode_hex(x) for x in block.extrinsics]},
+                "justifications": [["FRNK", encode_hex(justification)]] if justification else None}
+
+    async def chain_getBlockHash(self, number: int | str | None = None) -> str | None:
+        if number is None:
+            return encode_hex(self.node.store.best_hash)
+        if isinstance(number, str):
+            try:
+                number = int(number, 16) if number.startswith("0x") else int(number)
+            except ValueError:
+                raise RpcError(-32602, "Invalid params", "block number: expected an integer or 0x-hex") from None
+        if isinstance(number, bool) or number < 0:
+            raise RpcError(-32602, "Invalid params", "block number must be a non-negative integer")
+        block_hash = self.node.store.hash_at(number)
+        return encode_hex(block_hash) if block_hash is not None else None
+
+    async def chain_getFinalizedHead(self) -> str:
+        return encode_hex(self.node.store.finalized_hash)
+
+    async def chain_subscribeNewHeads(self):  # type: ignore[no-untyped-def]
+        receive = self.node.new_head.subscribe()
+        yield header_json(self.node.store.best_header())
+        async with receive:
+            async for header in receive:
+                yield header_json(header)
+
+    async def chain_subscribeFinalizedHeads(self):  # type: ignore[no-untyped-def]
+        receive = self.node.finalized_head.subscribe()
+        yield header_json(self.node.store.finalized_header())
+        async with receive:
+            async for header in receive:
+                yield header_json(header)
+
+    # --- state -----------------------------------------------------------------------------
+
+    async def state_getStorage(self, key: str, at: str | None = None) -> str | None:
+        raw_key = decode_hex(key, "storage key")
+        value = self.node.store.state_at(self._block_hash(at)).get(raw_key)
+        return encode_hex(value) if value is not None else None
+
+    async def state_getStorageAt(self, key: str, at: str | None = None) -> str | None:
+        return await self.state_getStorage(key, at)
+
+    async def state_getReadProof(self, keys: list, at: str | None = None) -> dict[str, Any]:
+        block_hash = self._block_hash(at)
+        raw_keys = [decode_hex(k, "storage key") for k in keys]
+        proof = self.node.store.state_at(block_hash).prove(raw_keys)
+        return {"at": encode_hex(block_hash), "proof": [encode_hex(node) for node in proof]}
+
+    async def state_getRuntimeVersion(self, at: str | None = None) -> dict[str, Any]:
+        trie = self.node.store.state_at(self._block_hash(at))
+        version = get_state_runtime(OverlayState(trie.get)).version
+        return {
+            "specName": version["spec_name"].decode(),
+            "implName": version["impl_name"].decode(),
+            "authoringVersion": version["authoring_version"],
+            "specVersion": version["spec_version"],
+            "implVersion": version["impl_version"],
+            "apis": [[encode_hex(a["id"]), a["version"]] for a in version["apis"]],
+            "transactionVersion": version["transaction_version"],
+            "stateVersion": version["state_version"],
+        }
+
+    # --- author ----------------------------------------------------------------------------
+
+    def _submit(self, extrinsic: str) -> bytes:
+        data = decode_hex(extrinsic, "extrinsic")
+        try:
+            return self.node.submit_extrinsic(data)
+        except PoolError as exc:
+            raise pool_error_to_rpc(exc) from None
+
+    async def author_submitExtrinsic(self, extrinsic: str) -> str:
+        return encode_hex(self._submit(extrinsic))
+
+    async def author_pendingExtrinsics(self) -> list[str]:
+        return [encode_hex(tx.data) for tx in self.node.pool.pending()]
+
+    async def author_submitAndWatchExtrinsic(self, extrinsic: str):  # type: ignore[no-untyped-def]
+        data = decode_hex(extrinsic, "extrinsic")
+        tx_hash = blake2_256(data)
+        receive = self.node.tx_status.watch(tx_hash)
+        try:
+            self._submit(extrinsic)
+        except RpcError:
+            self.node.tx_status.unwatch(tx_hash)
+            raise
+        return _drain(receive, self.node, tx_hash)
+
+
+async def _drain(receive: trio.MemoryReceiveChannel, node: Node, tx_hash: bytes):  # type: ignore[no-untyped-def]
+    try:
+        async with receive:
+            async for status in receive:
+                yield status
+    finally:
+        node.tx_status.unwatch(tx_hash)
+
+
+def build_api(node: Node) -> RpcApi:
+    rpc = NodeRpc(node)
+    api = RpcApi(on_call=node.metrics.on_rpc_call)
+    for name in ("system_name", "system_version", "system_chain", "system_chainType", "system_properties",
+                 "system_health", "system_peers", "system_accountNextIndex",
+                 "chain_getHeader", "chain_getBlock", "chain_getBlockHash", "chain_getFinalizedHead",
+                 "state_getStorage", "state_getStorageAt", "state_getReadProof", "state_getRuntimeVersion",
+                 "author_submitExtrinsic", "author_pendingExtrinsics"):
+        api.method(name, getattr(rpc, name))
+    api.method("chain_getHead", rpc.chain_getBlockHash)
+    api.method("chain_getFinalisedHead", rpc.chain_getFinalizedHead)
+    api.subscription("chain_subscribeNewHeads", "chain_unsubscribeNewHeads", "chain_newHead", rpc.chain_subscribeNewHeads)
+    api.subscription("chain_subscribeFinalizedHeads", "chain_unsubscribeFinalizedHeads", "chain_finalizedHead",
+                     rpc.chain_subscribeFinalizedHeads)
+    api.subscription("author_submitAndWatchExtrinsic", "author_unwatchExtrinsic", "author_extrinsicUpdate",
+                     rpc.author_submitAndWatchExtrinsic)
+    return api

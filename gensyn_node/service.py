@@ -1,0 +1,298 @@
+"""The node service: one trio program wiring the chain store, the tx pool, block authoring,
+finality, the JSON-RPC server and metrics. Every long-lived part is a task in one nursery and
+signals readiness with `task_status.started()`.
+
+Data path: `submit_extrinsic` (RPC) → pool (validated against the best state) → the slot's
+author builds, seals and imports the block through `import_block` → pool pruned and
+revalidated → subscribers notified (new heads, extrinsic watchers) → finality.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from consensus.authoring import DoubleSignRefused, author_block, is_slot_leader
+from consensus.authorities import get_authorities
+from consensus.slots import compute_slot
+from consensus.verification import make_seal_check
+from gensyn_node.block_import import BlockImportError, ImportResult, import_block
+from gensyn_node.chain_db import ChainStore
+from gensyn_node.chain_spec import ChainSpec
+from gensyn_node.keyring import Keypair
+from gensyn_node.metrics import NodeMetrics
+from gensyn_node.rpc.server import RpcConfig
+from gensyn_node.txpool import TxPool
+from runtime.block import Block, Header
+from runtime.codec import canonical
+from runtime.executive import validate_transaction
+from runtime.hashing import blake2_256
+from runtime.storage import OverlayState
+from runtime.transaction_validity import ValidTransaction
+from runtime.trie import Trie
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class NodeConfig:
+    spec: ChainSpec
+    base_path: str
+    name: str = "gensyn-node"
+    validator: bool = False
+    session_key: Keypair | None = None
+    rpc: RpcConfig = field(default_factory=RpcConfig)
+    rpc_enabled: bool = True
+    prometheus_port: int | None = None
+    p2p_port: int = 30333
+    bootnodes: list[str] = field(default_factory=list)
+    pool_max_count: int = 8192
+    max_block_extrinsics: int = 5000
+
+
+class Node:
+    def __init__(self, config: NodeConfig, clock: Callable[[], float] = time.time):
+        self.config = config
+        self.clock = clock
+        self.spec = config.spec
+        self.genesis, _storage, genesis_nodes = config.spec.build_genesis()
+        self.params = config.spec.params
+        self.slot_ms = self.params.slot_duration_ms
+        self.store = ChainStore.open(f"{config.base_path}/db")
+        try:
+            self.store.initialize(self.genesis, genesis_nodes)
+        except BaseException:
+            self.store.close()
+            raise
+        self.pool = TxPool(self._validate_for_pool, blake2_256, max_count=config.pool_max_count, clock=clock)
+        self.metrics = NodeMetrics()
+        self.seal_check = make_seal_check(self.slot_ms, lambda: int(self.clock() * 1000))
+        self.new_head = Broadcast()
+        self.finalized_head = Broadcast()
+        self.tx_status = TxStatusHub()
+        self.pool.on_event(self.tx_status.on_pool_event)
+        self._best_state: tuple[bytes, Trie] | None = None
+        self.started_at = clock()
+        self.rpc_port: int | None = None
+        self._update_metrics()
+
+    # --- state access ------------------------------------------------------------------------
+
+    def best_state(self) -> tuple[Header, Trie]:
+        best = self.store.best_header()
+        if self._best_state is None or self._best_state[0] != best.hash:
+            self._best_state = (best.hash, self.store.state_at(best.hash))
+        return best, self._best_state[1]
+
+    def _validate_for_pool(self, data: bytes, _at: Any) -> ValidTransaction:
+        best, state = self.best_state()
+        valid, _xt = validate_transaction(OverlayState(state.get, state.iter_prefix), best, data)
+        return valid
+
+    # --- transactions ------------------------------------------------------------------------
+
+    def submit_extrinsic(self, data: bytes) -> bytes:
+        """Validate and pool a transaction; raises PoolError (with the reason) when refused."""
+        best = self.store.best_header()
+        tx_hash, _status = self.pool.submit(data, best.hash, best.number)
+        self.metrics.pool_size.set(len(self.pool))
+        return tx_hash
+
+    # --- blocks ------------------------------------------------------------------------------
+
+    def import_block(self, block: Block, executed: Any = None) -> ImportResult:
+        """The node's one entry for new blocks (its own, and later gossip and sync)."""
+        previous_best = self.store.best_hash
+        with self.metrics.import_seconds.time():
+            result = import_block(self.store, block, seal_check=self.seal_check, executed=executed)
+        if result.status.value == "best":
+            self._on_new_best(block, previous_best, result)
+        return result
+
+    def _on_new_best(self, block: Block, previous_best: bytes, result: ImportResult) -> None:
+        header = block.header
+        included = [blake2_256(xt) for xt in block.extrinsics]
+        if result.reorg:
+            self.pool.on_reorg(self._retracted(previous_best, header), header.hash, header.number)
+        self.pool.on_block_imported(included, header.hash, header.number)
+        self.tx_status.on_block(header.hash, included)
+        self.new_head.publish(header)
+        self._finalize_if_sole_authority(header)
+        self._update_metrics()
+
+    def _retracted(self, old_best: bytes, new_best: Header) -> list[bytes]:
+        retracted: list[bytes] = []
+        old = self.store.get_header(old_best)
+        while old is not None and self.store.hash_at(old.number) != old.hash:
+            retracted.extend(self.store.get_body(old.hash) or ())
+            old = self.store.get_header(old.parent_hash)
+        return retracted
+
+    def _finalize_if_sole_authority(self, header: Header) -> None:
+        """With our key holding more than 2/3 of the authorities' stake our own precommit is a
+        supermajority: finalize at once, with that precommit as the justification. (With
+        several validators the finality gadget over the network decides; see DESIGN §6.)"""
+        key = self.config.session_key
+        if key is None:
+            return
+        authorities = get_authorities(self.store.state_at(header.hash))
+        total = sum(a.stake for a in authorities)
+        ours = sum(a.stake for a in authorities if a.session_key == key.public)
+        if total == 0 or 3 * ours <= 2 * total:
+            return
+        message = b"gsyn-precommit" + header.hash + header.number.to_bytes(4, "little")
+        justification = canonical.encode([[key.public, key.sign(message)]])
+        self.store.set_finalized(header.hash, justification)
+        self.tx_status.on_finalized(header.hash, self.store)
+        self.finalized_head.publish(header)
+
+    def _update_metrics(self) -> None:
+        self.metrics.best.set(self.store.best_header().number)
+        self.metrics.finalized.set(self.store.finalized_header().number)
+        self.metrics.pool_size.set(len(self.pool))
+
+    # --- authoring ---------------------------------------------------------------------------
+
+    def try_author(self, slot: int) -> ImportResult | None:
+        key = self.config.session_key
+        if key is None:
+            return None
+        parent, state = self.best_state()
+        if parent.number > 0 and parent.slot_and_author()[0] >= slot:
+            return None
+        author = is_slot_leader(state, slot, key.public)
+        if author is None:
+            return None
+        candidates = ((tx.hash, tx.data) for tx in self.pool.ready())
+        try:
+            authored = author_block(state, parent, slot, self.slot_ms, author, key, self.store.kv, candidates,
+                                    self.config.max_block_extrinsics)
+        except DoubleSignRefused as exc:
+            log.warning("authoring skipped slot=%d reason=%s", slot, exc)
+            return None
+        for tx_hash, reason in authored.invalid:
+            self.pool.report_invalid(tx_hash, reason)
+        result = self.import_block(authored.block, authored.executed)
+        self.metrics.authored.inc()
+        log.info("authored number=%d slot=%d extrinsics=%d hash=0x%s", authored.block.header.number, slot,
+                 len(authored.block.extrinsics), authored.block.header.hash.hex()[:16])
+        return result
+
+    async def run_authoring(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            now_ms = self.clock() * 1000
+            slot = compute_slot(int(now_ms), self.slot_ms)
+            try:
+                self.try_author(slot)
+            except BlockImportError as exc:
+                log.error("own block rejected slot=%d reason=%s", slot, exc.reason)
+            next_start = (slot + 1) * self.slot_ms
+            await trio.sleep(max(0.0, (next_start - self.clock() * 1000) / 1000))
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED) -> None:
+        from gensyn_node.rpc.server import serve_rpc
+        from gensyn_node.rpc_methods import build_api
+
+        try:
+            async with trio.open_nursery() as nursery:
+                if self.config.rpc_enabled:
+                    api = build_api(self)
+                    self.rpc_port = await nursery.start(serve_rpc, api, self.config.rpc)
+                if self.config.prometheus_port is not None:
+                    self.metrics.serve(self.config.prometheus_port)
+                if self.config.validator:
+                    await nursery.start(self.run_authoring)
+                log.info("node started name=%s chain=%s best=%d rpc_port=%s", self.config.name, self.spec.id,
+                         self.store.best_header().number, self.rpc_port)
+                task_status.started(self)
+                await trio.sleep_forever()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.metrics.stop()
+        self.store.close()
+
+
+class Broadcast:
+    """Fan-out of events to subscribers, each with its own bounded queue; a subscriber that
+    falls too far behind is dropped rather than slowing the node."""
+
+    def __init__(self, capacity: int = 256):
+        self.capacity = capacity
+        self._subscribers: set[trio.MemorySendChannel] = set()
+
+    def subscribe(self) -> trio.MemoryReceiveChannel:
+        send, receive = trio.open_memory_channel(self.capacity)
+        self._subscribers.add(send)
+        return receive
+
+    def publish(self, item: Any) -> None:
+        for send in list(self._subscribers):
+            try:
+                send.send_nowait(item)
+            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                self._subscribers.discard(send)
+                send.close()
+
+
+class TxStatusHub:
+    """Per-transaction watchers for author_submitAndWatchExtrinsic: pool events, then inBlock
+    and finalized as blocks are imported and finalized."""
+
+    def __init__(self) -> None:
+        self._watchers: dict[bytes, list[trio.MemorySendChannel]] = {}
+        self._in_block: dict[bytes, bytes] = {}  # tx hash -> block hash, for watched txs
+
+    def watch(self, tx_hash: bytes) -> trio.MemoryReceiveChannel:
+        send, receive = trio.open_memory_channel(math.inf)
+        self._watchers.setdefault(tx_hash, []).append(send)
+        return receive
+
+    def unwatch(self, tx_hash: bytes) -> None:
+        for send in self._watchers.pop(tx_hash, []):
+            send.close()
+        self._in_block.pop(tx_hash, None)
+
+    def _send(self, tx_hash: bytes, status: Any, final: bool = False) -> None:
+        for send in self._watchers.get(tx_hash, []):
+            try:
+                send.send_nowait(status)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+        if final:
+            self.unwatch(tx_hash)
+
+    def on_pool_event(self, tx_hash: bytes, status: str, detail: Any) -> None:
+        if tx_hash not in self._watchers:
+            return
+        if status == "ready":
+            self._send(tx_hash, "ready")
+        elif status == "future":
+            self._send(tx_hash, "future")
+        elif status == "usurped":
+            self._send(tx_hash, {"usurped": "0x" + bytes(detail).hex()}, final=True)
+        elif status in ("dropped", "invalid"):
+            self._send(tx_hash, status, final=True)
+
+    def on_block(self, block_hash: bytes, included: list[bytes]) -> None:
+        for tx_hash in included:
+            if tx_hash in self._watchers:
+                self._in_block[tx_hash] = block_hash
+                self._send(tx_hash, {"inBlock": "0x" + block_hash.hex()})
+
+    def on_finalized(self, finalized_hash: bytes, store: ChainStore) -> None:
+        finalized_number = store.require_header(finalized_hash).number
+        for tx_hash, block_hash in list(self._in_block.items()):
+            header = store.get_header(block_hash)
+            if header is not None and header.number <= finalized_number and store.hash_at(header.number) == block_hash:
+                self._send(tx_hash, {"finalized": "0x" + block_hash.hex()}, final=True)
