@@ -137,7 +137,7 @@ def encode_node(node: Node) -> bytes:
     if children is None:
         if value is None:
             raise TrieError("a leaf without a value has no encoding")
-        return b"\x01" + _U16[count] + packed + value
+        return b"".join((b"\x01", _U16[count], packed, value))
     parts = [
         b"\x02" if value is None else b"\x03",
         _U16[count],
