@@ -17,7 +17,7 @@ from rpc_harness import Running, request, run, running_server
 
 from gensyn_node.rpc import RpcConfig, RpcPortBusy, serve_rpc
 from gensyn_node.rpc.api import RpcApi
-from gensyn_node.rpc.client import open_ws
+from gensyn_node.rpc.client import RpcConnectionError, open_ws
 
 
 async def post(client: httpx.AsyncClient, server: Running, body: Any) -> Any:
@@ -205,6 +205,9 @@ def test_http_connection_limit_answers_503_then_recovers() -> None:
                     response = await client.post(server.http_url, json=request("test_add", [1, 1]))
                     assert response.status_code == 503
                     assert response.json()["error"]["code"] == -32009
+                with pytest.raises(RpcConnectionError, match="503"):
+                    async with open_ws(server.ws_url):
+                        pass
             async with httpx.AsyncClient() as client:
                 while True:  # the server notices the closed sockets on its next turn
                     await trio.testing.wait_all_tasks_blocked()
