@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import signal
@@ -142,6 +143,16 @@ def test_kv_leveldb_second_opener_in_process_is_refused(tmp_path: Path) -> None:
         kv.write({b"still": b"works"})
     with LevelKV(path) as kv:
         assert kv.get(b"still") == b"works"
+
+
+def test_kv_leveldb_dropped_handle_frees_the_path(tmp_path: Path) -> None:
+    path = str(tmp_path / "db")
+    kv = LevelKV(path)
+    kv.write({b"k": b"v"})
+    del kv
+    gc.collect()
+    with LevelKV(path) as again:
+        assert again.get(b"k") == b"v"
 
 
 def open_in_child(path: str) -> str:

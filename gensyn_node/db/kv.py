@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol, Self
@@ -184,6 +185,9 @@ class LevelKV:
                 _open_paths.discard(self.path)
             raise
         self._closed = False
+        # Closes the database and frees the path when close() is called, when this object is
+        # collected without close(), or at interpreter exit: whichever comes first, once.
+        self._finalizer = weakref.finalize(self, _close_db, self._db, self.path)
         log.debug("kv opened path=%s", self.path)
 
     def _open(self, cache_bytes: int, write_buffer_bytes: int) -> plyvel.DB:
@@ -255,9 +259,7 @@ class LevelKV:
         if self._closed:
             return
         self._closed = True
-        self._db.close()
-        with _open_paths_lock:
-            _open_paths.discard(self.path)
+        self._finalizer()
         log.debug("kv closed path=%s", self.path)
 
     def __enter__(self) -> Self:
@@ -265,6 +267,14 @@ class LevelKV:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def _close_db(db: plyvel.DB, path: str) -> None:
+    try:
+        db.close()
+    finally:
+        with _open_paths_lock:
+            _open_paths.discard(path)
 
 
 def _text(exc: BaseException) -> str:
