@@ -437,6 +437,7 @@ def test_sudo_set_key_hands_over(chain, trie, store, sign, rt, alice, bob, make_
 def spec_99():
     """A runtime 99 in the table (the same pallets): what a node that knows the upgrade holds."""
     pallets = [p for p in get_runtime(1).pallets if p.name != "Sudo"] + [make_sudo_pallet]
+    record_target = system.EventRecord.target  # constructing a runtime re-points System.Events' type
     runtime = Runtime(99, pallets)
     RUNTIMES[99] = runtime
     KNOWN_SPEC_VERSIONS.add(99)
@@ -445,6 +446,7 @@ def spec_99():
     finally:
         del RUNTIMES[99]
         KNOWN_SPEC_VERSIONS.discard(99)
+        system.EventRecord.target = record_target
 
 
 def test_sudo_upgrade_switches_runtime_at_next_block(chain, trie, store, sign, transfer, rt, alice, bob, spec_99,
@@ -529,6 +531,15 @@ def test_too_early_timestamp_rejected(chain, trie, store, rt, make_block, commit
 def test_timestamp_far_from_slot_rejected(chain, trie, make_block):
     with pytest.raises(InvalidTransaction):
         make_block(trie, chain.header, [], slot=1, timestamp_ms=PARAMS.slot_duration_ms + PARAMS.max_timestamp_drift_ms + 1)
+
+
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason="BUG: set_now skips the drift check when "
+                   "the slot is 0 (runtime/pallets/timestamp/calls.py `if ctx.slot and ...`): block 1 may claim slot 0 "
+                   "(consensus only orders slots after block 1) and set any timestamp, e.g. years ahead, after which "
+                   "no honest block satisfies both TooEarly and TooFarFromSlot; check the drift for every slot")
+def test_timestamp_far_from_slot_zero_rejected(chain, trie, make_block):
+    with pytest.raises(InvalidTransaction):
+        make_block(trie, chain.header, [], slot=0, timestamp_ms=10**12)
 
 
 def test_timestamp_inherent_must_come_first(chain, trie, store, sign, transfer, alice, bob, make_block):

@@ -424,3 +424,50 @@ def test_validate_nested_sudo_within_depth_accepted(chain, trie, sign, alice, rt
 
 def test_validate_deeply_nested_call_rejected(chain, trie, sign, alice, rt):
     assert_invalid(trie, chain.header, sign(alice, _nested_sudo(rt, 1000), 0), "Call")
+
+
+def test_validate_long_payload_is_signed_by_its_hash(chain, trie, alice, rt):
+    """Payloads over 256 bytes are signed as their blake2-256; signing the raw bytes is a bad proof."""
+    call = rt.encode_call("System", "remark", {"remark": bytes(300)})
+    long_payload = b"".join([call, b"\x00", encode_compact(0), encode_compact(0),
+                             SPEC_VERSION.to_bytes(4, "little"), TX_VERSION.to_bytes(4, "little"),
+                             chain.hash, chain.hash])
+    assert len(long_payload) > 256
+    hashed = encode_signed(call, alice.public, "Sr25519", alice.sign(blake2_256(long_payload)), None, 0, 0)
+    validate(trie, chain.header, hashed)
+    raw_signed = encode_signed(call, alice.public, "Sr25519", alice.sign(long_payload), None, 0, 0)
+    assert_invalid(trie, chain.header, raw_signed, "BadProof")
+
+
+def test_validate_short_payload_is_signed_raw(chain, trie, alice, pay_bob):
+    payload = signing_payload(pay_bob, b"\x00", 0, 0, SPEC_VERSION, TX_VERSION, chain.hash, chain.hash)
+    assert len(payload) <= 256
+    hashed = encode_signed(pay_bob, alice.public, "Sr25519", alice.sign(blake2_256(payload)), None, 0, 0)
+    assert_invalid(trie, chain.header, hashed, "BadProof")
+
+
+ED25519_ORDER = 2**252 + 27742317777372353535851937790883648493
+
+
+def test_validate_malleated_ed25519_signature_rejected(chain, trie, store, sign, transfer, alice, bob, make_block,
+                                                       commit):
+    """S + L verifies the same equation but is not canonical: it must not pass as a second,
+    different extrinsic (with a different hash) for the same payment."""
+    ed = keypair_from_seed(bytes(range(32)), "Ed25519")
+    block = make_block(trie, chain.header, [sign(alice, transfer(ed.public, 10**16), 0)])
+    after = commit(store, block)
+    good = sign(ed, transfer(bob.public, 10**15), 0)
+    xt = decode_extrinsic(good, chain.runtime)
+    s = int.from_bytes(xt.signature[32:], "little") + ED25519_ORDER
+    assert s < 2**256
+    forged = xt.signature[:32] + s.to_bytes(32, "little")
+    validate(after, block.header, good)
+    bad = encode_signed(xt.call_bytes, ed.public, "Ed25519", forged, None, 0, 0)
+    assert_invalid(after, block.header, bad, "BadProof")
+
+
+@pytest.mark.parametrize("nonce, tip", [(1 << 32, 0), (0, 1 << 128)])
+def test_validate_nonce_or_tip_out_of_range_rejected(chain, trie, alice, pay_bob, nonce, tip):
+    body = b"".join([b"\x84", b"\x00" + alice.public, b"\x01" + bytes(64), b"\x00", encode_compact(nonce),
+                     encode_compact(tip), pay_bob])
+    assert_invalid(trie, chain.header, encode_compact(len(body)) + body, "Call")

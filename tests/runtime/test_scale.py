@@ -495,3 +495,25 @@ def test_scale_decoders_raise_only_codec_errors_on_garbage(data):
             scale_type.decode(data)
         except CodecError:
             pass
+
+
+@pytest.mark.parametrize("value", [
+    [],
+    [b"header"],
+    [b"header", [b"xt"], b"extra"],
+    [b"header", b"not a list"],
+    [b"header", [b"xt", 5]],
+    ["header", []],
+])
+def test_block_envelope_shape_rejected(value):
+    with pytest.raises(CodecError):
+        Block.decode(canonical.encode(value))
+
+
+def test_header_unknown_digest_kind_rejected():
+    from runtime.types import Header as HeaderType
+
+    encoded = HeaderType.encode({"parent_hash": bytes(32), "number": 1, "state_root": bytes(32),
+                                 "extrinsics_root": bytes(32), "digest": {"logs": [("Other", b"x")]}})
+    with pytest.raises(CodecError):
+        Header.decode(encoded)
