@@ -80,6 +80,21 @@ def test_kv_iterate_prefix_start_and_reverse(kv: KVStore) -> None:
     assert list(kv.iterate(b"zz")) == []
 
 
+def test_kv_iterate_after_mixed_writes_matches_a_sorted_dict(kv: KVStore) -> None:
+    rng = random.Random(5)
+    model: dict[bytes, bytes] = {}
+    for _ in range(30):
+        puts = {bytes([rng.randrange(8), rng.randrange(8)]): bytes([rng.randrange(256)]) for _ in range(6)}
+        deletes = [bytes([rng.randrange(8), rng.randrange(8)]) for _ in range(4)]
+        kv.write(puts, deletes)
+        model.update(puts)
+        for key in deletes:
+            model.pop(key, None)
+        if rng.random() < 0.5:
+            assert list(kv.iterate(b"")) == sorted(model.items())
+    assert list(kv.iterate(b"", reverse=True)) == sorted(model.items(), reverse=True)
+
+
 def test_kv_iterate_all_ff_prefix(kv: KVStore) -> None:
     kv.write({b"\xff\xff": b"1", b"\xff\xff\x00": b"2", b"\xff\xfe": b"3"})
     assert [k for k, _ in kv.iterate(b"\xff\xff")] == [b"\xff\xff", b"\xff\xff\x00"]

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import weakref
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol, Self
 
@@ -110,11 +110,17 @@ def _bounds(prefix: bytes, start: bytes | None, reverse: bool) -> tuple[bytes, b
 
 
 class MemoryKV:
-    """A dict with sorted iteration, behaving as LevelKV does. For unit tests only."""
+    """A dict with sorted iteration, behaving as LevelKV does. For unit tests only.
+
+    Writes stay O(1) per key: new keys wait in a list and are merged into the sorted key list
+    by the next iteration (a sort of two sorted runs, linear).
+    """
 
     def __init__(self) -> None:
         self._data: dict[bytes, bytes] = {}
         self._sorted: list[bytes] = []
+        self._added: list[bytes] = []
+        self._deleted = False
         self._closed = False
 
     def _check_open(self) -> None:
@@ -125,12 +131,23 @@ class MemoryKV:
         self._check_open()
         return self._data.get(key)
 
+    def _sorted_keys(self) -> list[bytes]:
+        if self._added or self._deleted:
+            self._added.sort()
+            keys = self._sorted + self._added
+            keys.sort()
+            if self._deleted:
+                data = self._data
+                keys = [k for i, k in enumerate(keys) if k in data and (i == 0 or keys[i - 1] != k)]
+            self._sorted, self._added, self._deleted = keys, [], False
+        return self._sorted
+
     def iterate(
         self, prefix: bytes, start: bytes | None = None, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]:
         self._check_open()
         lower, upper = _bounds(prefix, start, reverse)
-        keys = self._sorted
+        keys = self._sorted_keys()
         lo = bisect_left(keys, lower)
         hi = len(keys) if upper is None else bisect_left(keys, upper, lo)
         snapshot = [(k, self._data[k]) for k in keys[lo:hi]]
@@ -143,13 +160,14 @@ class MemoryKV:
         # Check everything before touching the data, so a bad entry writes nothing.
         staged = [(_check_key(k), _check_value(v)) for k, v in _pairs(puts)]
         removed = [_check_key(k) for k in deletes]
+        data = self._data
         for key, value in staged:
-            if key not in self._data:
-                insort(self._sorted, key)
-            self._data[key] = value
+            if key not in data:
+                self._added.append(key)
+            data[key] = value
         for key in removed:
-            if self._data.pop(key, None) is not None:
-                del self._sorted[bisect_left(self._sorted, key)]
+            if data.pop(key, None) is not None:
+                self._deleted = True
 
     def close(self) -> None:
         self._closed = True
