@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from scalecodec.base import RuntimeConfiguration
+from scalecodec.base import RuntimeConfiguration, ScaleBytes
 from scalecodec.type_registry import load_type_registry_preset
 from substrateinterface import Keypair as SubstrateKeypair
 from substrateinterface import KeypairType
@@ -161,6 +161,25 @@ def test_signed_extrinsic_layout_matches_scalecodec(oracle, rt, alice, pay_bob):
         alice.public, "Sr25519", signature, era, 9, 1000)
     assert xt.call_bytes == pay_bob and xt.hash == blake2_256(raw)
     assert xt.call[1] == "transfer_keep_alive"
+
+
+@pytest.mark.parametrize("scheme", ["Sr25519", "Ed25519"])
+def test_signed_extrinsic_decodes_in_scalecodec(oracle, rt, sign, alice, bob, transfer, scheme):
+    """scalecodec reads our transfer field by field as Substrate's UncheckedExtrinsic v4 of
+    Balances.transfer_keep_alive(MultiAddress, Compact<Balance>)."""
+    keypair = alice if scheme == "Sr25519" else dev_account("alice", "Ed25519")
+    raw = sign(keypair, transfer(bob.public, 10**15), 7, tip=99, era=(64, 12))
+    data = ScaleBytes(raw)
+    fields = ["Compact<u32>", "u8", "MultiAddress", "MultiSignature", "Era", "Compact<u32>", "Compact<u128>",
+              "u8", "u8", "MultiAddress", "Compact<u128>"]
+    values = [oracle.create_scale_object(t, data=data).decode(check_remaining=False) for t in fields]
+    assert data.offset == len(raw)
+    length, version, signer, signature, era, nonce, tip, pallet, call, dest, value = values
+    assert length == len(raw) - len(encode_compact(length)) and version == 0x84
+    assert signer == "0x" + keypair.public.hex() and list(signature) == [scheme]
+    assert (era, nonce, tip) == ((64, 12), 7, 99)
+    assert (pallet, call) == (rt.pallets_by_name["Balances"].index, 3)
+    assert dest == "0x" + bob.public.hex() and value == 10**15
 
 
 def _sign_with_substrate_interface(keypair: SubstrateKeypair, scheme: str, chain, call: bytes, nonce: int) -> bytes:

@@ -90,6 +90,7 @@ def test_random_transfers_keep_issuance_exact_and_blocks_replayable(chain, sign,
     for ops in blocks:
         builder = BlockBuilder(trie, parent, slot=parent.number + 1, author=AUTHOR,
                                timestamp_ms=(parent.number + 1) * PARAMS.slot_duration_ms)
+        outcomes = [True]  # the timestamp inherent
         for s, d, kind, spec in ops:
             sender = KEYS[0] if kind == "force_transfer" else KEYS[s]  # alice holds the sudo key
             source = KEYS[s].public
@@ -102,15 +103,22 @@ def test_random_transfers_keep_issuance_exact_and_blocks_replayable(chain, sign,
                 assert exc.kind == "Payment", str(exc)  # only an account that cannot pay is refused
                 event("refused: cannot pay")
                 continue
+            outcomes.append(outcome.success)
             event("call succeeded" if outcome.success else f"call failed: {outcome.error[0]}")
         block, executed = builder.build()
         before = dict(store)
         replayed = execute_block(Trie(parent.state_root, dict(before).get), block)
         assert replayed.state_root == block.header.state_root == executed.state_root
+        assert [o.success for o in replayed.outcomes] == outcomes
         store.update(executed.new_nodes)
         trie, parent = Trie(executed.state_root, store.get), block.header
         check_invariants(trie)
-        reaped += sum(1 for r in _events(rt, trie) if r["event"][1][0] == "KilledAccount")
+        records = _events(rt, trie)
+        reaped += sum(1 for r in records if r["event"][1][0] == "KilledAccount")
+        # Each extrinsic ends in exactly one ExtrinsicSuccess or ExtrinsicFailed, as it went.
+        verdicts = [(r["phase"][1], r["event"][1][0] == "ExtrinsicSuccess") for r in records
+                    if r["event"][1][0] in ("ExtrinsicSuccess", "ExtrinsicFailed")]
+        assert verdicts == list(enumerate(outcomes))
     event("an account was reaped" if reaped else "no account reaped")
 
 
