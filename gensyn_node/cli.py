@@ -59,4 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the package module so that `CliError` is one class for every command group.
+    from gensyn_node.cli import main as package_main
+
+    sys.exit(package_main())

@@ -1,0 +1,83 @@
+"""Real node processes on loopback for integration tests: free ports, a LevelDB base path,
+readiness read from the node's own "ready" line (no sleeping)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE = [sys.executable, "-m", "gensyn_node.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class NodeProcess:
+    def __init__(self, base_path: Path, *extra: str, chain: str = "dev"):
+        self.base_path = base_path
+        self.rpc_port = free_port()
+        self.metrics_port = free_port()
+        self.args = [*NODE, "run", "--chain", chain, "--base-path", str(base_path), "--alice",
+                     "--rpc-port", str(self.rpc_port), "--prometheus-port", str(self.metrics_port), *extra]
+        self.proc: subprocess.Popen | None = None
+        self.stderr_lines: list[str] = []
+        self._ready = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.rpc_port}"
+
+    def start(self, timeout: float = 30.0) -> NodeProcess:
+        self.stderr_lines = []
+        self._ready.clear()
+        self.proc = subprocess.Popen(self.args, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+        if not self._ready.wait(timeout):
+            self.stop()
+            raise RuntimeError("node did not become ready:\n" + "".join(self.stderr_lines[-30:]))
+        return self
+
+    def _read_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr_lines.append(line)
+            if "gensyn-node: ready" in line:
+                self._ready.set()
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(5)
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+    """Poll an observable condition of a real process (a block number, a balance) until true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(interval)
