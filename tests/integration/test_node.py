@@ -113,14 +113,14 @@ def test_node_kill9_and_restart_resumes_and_authors_on(tmp_path):
 
 def test_node_second_process_on_same_base_path_gets_clear_error(node):
     second = subprocess.run([*NODE, "run", "--base-path", str(node.base_path), "--alice", "--rpc-port", "0",
-                             "--no-prometheus"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+                             "--no-prometheus"], check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert second.returncode == 2
     assert "locked" in second.stderr and "Traceback" not in second.stderr
 
 
 def test_node_busy_rpc_port_gets_clear_error(node, tmp_path):
     second = subprocess.run([*NODE, "run", "--base-path", str(tmp_path / "other"), "--alice", "--rpc-port",
-                             str(node.rpc_port), "--no-prometheus"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+                             str(node.rpc_port), "--no-prometheus"], check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert second.returncode == 2
     assert "busy" in second.stderr and "Traceback" not in second.stderr
 
@@ -137,14 +137,14 @@ def test_node_metrics_endpoint_reports_heights(node):
 
 def test_cli_transfer_and_balance_against_real_node(node):
     run = subprocess.run([*NODE, "tx", "transfer", "--from", "alice", "--to", "dave", "--amount", "2u",
-                          "--rpc", node.url, "--wait", "inBlock"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+                          "--rpc", node.url, "--wait", "inBlock"], check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert "inBlock" in run.stdout
-    balance = subprocess.run([*NODE, "account", "balance", "dave", "--rpc", node.url], cwd=ROOT,
+    balance = subprocess.run([*NODE, "account", "balance", "dave", "--rpc", node.url], check=False, cwd=ROOT,
                              capture_output=True, text=True, timeout=60)
     assert "free=1000002000000000000" in balance.stdout
     bad = subprocess.run([*NODE, "tx", "transfer", "--from", "alice", "--to", "nobody", "--amount", "1",
-                          "--rpc", node.url], cwd=ROOT, capture_output=True, text=True, timeout=60)
+                          "--rpc", node.url], check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "not an account" in bad.stderr
 
 
@@ -153,10 +153,10 @@ def test_export_and_import_blocks_reproduce_the_chain(node, tmp_path):
     wait_until(lambda: client.best_number() >= 3)
     node.stop()
     out = tmp_path / "blocks.bin"
-    export = subprocess.run([*NODE, "export-blocks", "--base-path", str(node.base_path), str(out)], cwd=ROOT,
+    export = subprocess.run([*NODE, "export-blocks", "--base-path", str(node.base_path), str(out)], check=False, cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert export.returncode == 0, export.stderr
-    imported = subprocess.run([*NODE, "import-blocks", "--base-path", str(tmp_path / "copy"), str(out)], cwd=ROOT,
+    imported = subprocess.run([*NODE, "import-blocks", "--base-path", str(tmp_path / "copy"), str(out)], check=False, cwd=ROOT,
                               capture_output=True, text=True, timeout=120)
     assert imported.returncode == 0, imported.stderr
     exported_count = int(export.stdout.split()[1])
@@ -165,6 +165,6 @@ def test_export_and_import_blocks_reproduce_the_chain(node, tmp_path):
     data = bytearray(out.read_bytes())
     data[60] ^= 0xFF
     corrupt.write_bytes(bytes(data))
-    bad = subprocess.run([*NODE, "import-blocks", "--base-path", str(tmp_path / "copy2"), str(corrupt)], cwd=ROOT,
+    bad = subprocess.run([*NODE, "import-blocks", "--base-path", str(tmp_path / "copy2"), str(corrupt)], check=False, cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "rejected" in bad.stderr
