@@ -43,6 +43,15 @@ def get_session_key_owner(state: StateReader, session_key: bytes) -> bytes | Non
     return storage.KeyOwner.get(state, session_key)  # type: ignore[arg-type]
 
 
+def get_validator_by_session_key(state: StateReader, session_key: bytes) -> bytes | None:
+    """The stash that signs with `session_key`: in the current era's set first (a validator may
+    have replaced its key for the next era), else the key's registered owner."""
+    for account, key, _stake in get_active_validators(state):
+        if key == session_key:
+            return account
+    return get_session_key_owner(state, session_key)
+
+
 def get_era_reward_points(state: StateReader, era: int) -> dict[bytes, int]:
     return dict(storage.ErasRewardPoints.get(state, era)["individual"])  # type: ignore[arg-type]
 

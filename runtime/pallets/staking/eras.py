@@ -44,7 +44,8 @@ def apply_author_point(ctx: BlockContext) -> None:
     if author is None or not storage.Bonded.contains(ctx.state, author):
         return
     era = storage.CurrentEra.get(ctx.state)
-    storage.ErasRewardPoints.insert(ctx.state, era, compute_added_point(storage.ErasRewardPoints.get(ctx.state, era), author))
+    points = compute_added_point(storage.ErasRewardPoints.get(ctx.state, era), author)
+    storage.ErasRewardPoints.insert(ctx.state, era, points)
 
 
 # --- rewards -------------------------------------------------------------------------------------

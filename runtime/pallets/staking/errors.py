@@ -48,8 +48,3 @@ ERRORS = ModuleErrors(STAKING, "Staking", [
     "InvalidSlashFraction": "A slash fraction must be within 0..=1_000_000 parts per million.",
     "OffenceReasonTooLong": "An offence's reason is longer than 256 bytes.",
 })
-
-
-class InvalidStakingGenesis(ValueError):
-    """The genesis config's validators cannot be bonded (raised as runtime.genesis.InvalidGenesis
-    when that module is loaded; this base lets the pallet stay free of an import cycle)."""

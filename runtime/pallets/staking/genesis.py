@@ -11,7 +11,6 @@ from typing import Any
 
 from runtime.context import BlockContext
 from runtime.pallets.staking import storage
-from runtime.pallets.staking.errors import InvalidStakingGenesis
 from runtime.pallets.staking.ledger import apply_bond
 from runtime.pallets.staking.types import PERBILL
 from runtime.pallets.staking.validators import apply_validate, elect_validators
@@ -19,11 +18,10 @@ from runtime.pallets.system.account import get_account
 
 
 def _invalid(message: str) -> Exception:
-    """runtime.genesis.InvalidGenesis (imported here: that module imports every pallet)."""
-    try:
-        from runtime.genesis import InvalidGenesis
-    except ImportError:  # pragma: no cover - only while runtime.genesis itself is half-imported
-        return InvalidStakingGenesis(message)
+    """runtime.genesis.InvalidGenesis, imported when needed: runtime.genesis imports the runtime
+    table, which imports this pallet."""
+    from runtime.genesis import InvalidGenesis
+
     return InvalidGenesis(message)
 
 
