@@ -583,7 +583,7 @@ def assert_staking_invariants(state: OverlayState) -> None:
             assert not staking.Validators.contains(state, who)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(operations, max_size=25))
 def test_total_issuance_stays_exact_under_staking_operations(ops: list[tuple[str, bytes, int]]) -> None:
     ctx = make_ctx()

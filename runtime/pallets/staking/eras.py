@@ -65,11 +65,11 @@ def is_payable(ctx: BlockContext, who: bytes, amount: int) -> bool:
 
 def apply_reward(ctx: BlockContext, stash: bytes, amount: int) -> int:
     """Mint `amount` to the stash's payee; returns what was minted."""
-    dest = storage.Payee.get(ctx.state, stash) or ("Stash", None)
+    dest: Any = storage.Payee.get(ctx.state, stash) or ("Stash", None)
     kind = dest if isinstance(dest, str) else dest[0]
     if kind == "None":
         return 0
-    beneficiary = dest[1] if kind == "Account" else stash
+    beneficiary: bytes = dest[1] if kind == "Account" else stash
     if not is_payable(ctx, beneficiary, amount):
         return 0
     currency.deposit_creating(ctx, beneficiary, amount)

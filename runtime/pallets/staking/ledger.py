@@ -119,7 +119,7 @@ def apply_withdraw(ctx: BlockContext, ledger: StakingLedger, amount: int, remain
 def apply_kill_stash(ctx: BlockContext, ledger: StakingLedger) -> None:
     """Unreserve everything the ledger holds and forget the stash (Substrate's `kill_stash`)."""
     stash, state = ledger.stash, ctx.state
-    currency.unreserve(ctx, stash, ledger.total)
+    freed = currency.unreserve(ctx, stash, ledger.total)
     apply_chill(ctx, stash)
     key = storage.SessionKeys.get(state, stash)
     if key is not None:
@@ -128,8 +128,8 @@ def apply_kill_stash(ctx: BlockContext, ledger: StakingLedger) -> None:
     for item in (storage.Bonded, storage.Ledger, storage.Payee):
         item.remove(state, stash)
     _change_consumers(state, stash, -1)
-    if ledger.total:
-        events.deposit(ctx, "Withdrawn", {"stash": stash, "amount": ledger.total})
+    if freed:
+        events.deposit(ctx, "Withdrawn", {"stash": stash, "amount": freed})
 
 
 def apply_chill(ctx: BlockContext, stash: bytes) -> None:

@@ -42,9 +42,8 @@ EraIndex = u32
 
 
 class CompactPerbill(Compact):
-    """`#[codec(compact)] Perbill`: a compact u32 that may not exceed one billion (100%)."""
-
-    path = ("sp_arithmetic", "per_things", "Perbill")
+    """`#[codec(compact)] Perbill`: a compact u32 that may not exceed one billion (100%). Its
+    bytes are Compact<u32>'s, so metadata may describe it as that."""
 
     def __init__(self) -> None:
         super().__init__(u32)
