@@ -165,10 +165,6 @@ def read_events(rt: Runtime) -> Callable[[Trie | OverlayState], list[dict[str, A
     return lambda view: _read_events(rt, view.get)
 
 
-def event_names(records: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(r["event"][0], r["event"][1][0]) for r in records]
-
-
 def _account(view: Trie | OverlayState, who: bytes) -> AccountRecord:
     return get_account(OverlayState(view.get), who)
 

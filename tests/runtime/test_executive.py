@@ -217,9 +217,11 @@ def _record_type(rt):
     return Struct(("frame_system", "EventRecord"), [("phase", Phase), ("event", rt.event_enum), ("topics", Vec(H256))])
 
 
-def test_system_events_declared_type_decodes_stored_value(one_block, sign, transfer, alice, bob):
+def test_system_events_declared_type_decodes_stored_value(one_block, sign, transfer, alice, bob, read_events):
+    """Metadata publishes System.Events' declared type: it must read the stored bytes as they are."""
     _built, after = one_block([sign(alice, transfer(bob.public, 10**15), 0)])
-    system.Events.get(OverlayState(after.get))
+    declared = system.Events.get(OverlayState(after.get))
+    assert declared == read_events(after) and len(declared) > 3
 
 
 ACCOUNT = st.binary(min_size=32, max_size=32)
