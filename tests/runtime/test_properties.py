@@ -4,15 +4,17 @@ deposit, and re-executing every block on a fresh store reproduces its state root
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from gensyn_node.keyring import DEV_NAMES, dev_account
-from runtime.block import Header
+from runtime.block import Block, Header, compute_extrinsics_root
 from runtime.codec.scale import H256, Struct, Vec
 from runtime.context import BlockContext
-from runtime.executive import BlockBuilder, execute_block
+from runtime.executive import BlockBuilder, InvalidBlock, execute_block
 from runtime.frame import DispatchError
 from runtime.pallets.balances import currency
 from runtime.pallets.balances.storage import TotalIssuance
@@ -209,3 +211,39 @@ def test_currency_refuses_negative_amounts(op):
     else:
         state.commit_layer()
     assert state.changes == before, "a negative amount changed balances"
+
+
+@pytest.fixture(scope="module")
+def good_block(chain, sign, transfer):
+    """A block on genesis: the inherent, a transfer, a failing transfer and a mortal remark."""
+    keys = chain.keys
+    xts = [sign(keys["alice"], transfer(keys["bob"].public, 10**15), 0),
+           sign(keys["bob"], transfer(keys["alice"].public, 10 * ENDOWMENT), 0),
+           sign(keys["charlie"], chain.runtime.encode_call("System", "remark", {"remark": b"hello"}), 0, era=(64, 0))]
+    store = dict(chain.nodes)
+    builder = BlockBuilder(Trie(chain.header.state_root, store.get), chain.header, slot=1, author=AUTHOR,
+                           timestamp_ms=PARAMS.slot_duration_ms)
+    for raw in xts:
+        builder.push(raw)
+    return builder.build()[0]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_mutated_block_rejected_whole(chain, good_block, data):
+    """Any change to a block's body (its extrinsics root recomputed) is refused as InvalidBlock,
+    never by another exception, and leaves the store as it was."""
+    xts = list(good_block.extrinsics)
+    which = data.draw(st.integers(min_value=0, max_value=len(xts) - 1), label="extrinsic")
+    raw = bytearray(xts[which])
+    for _ in range(data.draw(st.integers(min_value=1, max_value=3), label="flips")):
+        pos = data.draw(st.integers(min_value=0, max_value=len(raw) - 1))
+        raw[pos] ^= 1 << data.draw(st.integers(min_value=0, max_value=7))
+    if bytes(raw) == xts[which]:
+        return
+    xts[which] = bytes(raw)
+    header = replace(good_block.header, extrinsics_root=compute_extrinsics_root(xts))
+    store = dict(chain.nodes)
+    with pytest.raises(InvalidBlock):
+        execute_block(Trie(chain.header.state_root, store.get), Block(header, tuple(xts)))
+    assert store == chain.nodes
