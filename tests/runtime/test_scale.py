@@ -527,3 +527,24 @@ def test_header_unknown_digest_kind_rejected():
 def test_canonical_encode_out_of_range_int_rejected(value):
     with pytest.raises(CodecError):
         canonical.encode(value)
+
+
+@given(HASH, st.integers(min_value=0, max_value=(1 << 32) - 1), st.integers(min_value=0, max_value=(1 << 64) - 1))
+def test_header_decodes_in_scalecodec(oracle, parent, number, slot):
+    """Substrate clients hash headers themselves (mortal eras): they must read ours field by field."""
+    header = Header(parent, number, bytes(32), bytes(range(32)), (pre_runtime_digest(slot, bytes([7]) * 32),))
+    sealed = header.with_seal(bytes([9]) * 64)
+    value = oracle_decode(oracle, "Header", sealed.encode())
+    assert value["parent_hash"] == "0x" + parent.hex() and value["number"] == number
+    assert value["extrinsics_root"] == "0x" + bytes(range(32)).hex()
+    pre, seal = value["digest"]["logs"]
+    assert pre == {"PreRuntime": {"engine": "gsyn", "data": "0x" + header.digest[0][2].hex()}}
+    assert seal == {"Seal": {"engine": "gsyn", "data": "0x" + (bytes([9]) * 64).hex()}}
+
+
+@pytest.mark.parametrize("phase", [("ApplyExtrinsic", 7), ("Finalization", None), ("Initialization", None)])
+def test_phase_matches_scalecodec(oracle, phase):
+    from runtime.types import Phase
+
+    expected = {phase[0]: phase[1]} if phase[1] is not None else phase[0]
+    assert oracle_decode(oracle, "Phase", Phase.encode(phase)) == expected
