@@ -7,13 +7,16 @@ shared 2-core machine other processes' load, not the server, decides the worst r
 
     .venv/bin/python scripts/bench/rpc.py [--calls 2000] [--rounds 3]
 
-Prints one JSON object per figure: {"figure", "value", "baseline", "ratio", "unit"}.
+Prints one JSON object per figure: {"figure", "value", "baseline", "ratio", "unit"}. The
+calls/s figures depend on the client and on whatever else runs; the server_cpu_us_per_call
+figures (user+system CPU of the server process per call, from /proc) much less so.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -79,25 +82,32 @@ async def _serve_baseline() -> None:
         sys.stdout.flush()
 
 
-def _bench_http(port: int, calls: int) -> float:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _bench_http(port: int, calls: int, pid: int) -> tuple[float, float]:
     url = f"http://127.0.0.1:{port}/"
     with httpx.Client(headers={"content-type": "application/json"}) as client:
         for index in range(200):  # warm up, and open the one connection
             client.post(url, content=json.dumps({"jsonrpc": "2.0", "id": index, "method": "system_health"}))
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_seconds(pid)
         for index in range(calls):
             response = client.post(url, content=json.dumps({"jsonrpc": "2.0", "id": index, "method": "system_health"}))
             if response.json()["result"] != HEALTH:
                 raise RuntimeError(f"unexpected reply {response.text}")
-        return calls / (time.perf_counter() - started)
+        return calls / (time.perf_counter() - started), (_cpu_seconds(pid) - cpu) / calls
 
 
-async def _bench_ws(port: int, calls: int, in_flight: int) -> float:
+async def _bench_ws(port: int, calls: int, in_flight: int, pid: int) -> tuple[float, float]:
     async with trio_websocket.open_websocket_url(f"ws://127.0.0.1:{port}") as conn:
         for index in range(200):
             await conn.send_message(json.dumps({"jsonrpc": "2.0", "id": index, "method": "system_health"}))
             await conn.get_message()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_seconds(pid)
         sent = received = 0
         while received < calls:
             while sent < calls and sent - received < in_flight:
@@ -106,10 +116,10 @@ async def _bench_ws(port: int, calls: int, in_flight: int) -> float:
             if json.loads(await conn.get_message())["result"] != HEALTH:
                 raise RuntimeError("unexpected reply")
             received += 1
-        return calls / (time.perf_counter() - started)
+        return calls / (time.perf_counter() - started), (_cpu_seconds(pid) - cpu) / calls
 
 
-def _measure(kind: str, calls: int) -> dict[str, float]:
+def _measure(kind: str, calls: int) -> dict[str, tuple[float, float]]:
     server = subprocess.Popen([sys.executable, __file__, "--serve", kind], stdout=subprocess.PIPE, text=True)
     try:
         line = server.stdout.readline() if server.stdout else ""
@@ -117,9 +127,9 @@ def _measure(kind: str, calls: int) -> dict[str, float]:
             raise RuntimeError(f"{kind} server did not start")
         port = int(line)
         return {
-            "http": _bench_http(port, calls),
-            "ws": trio.run(_bench_ws, port, calls * 2, 1),
-            "ws_pipelined": trio.run(_bench_ws, port, calls * 2, 32),
+            "http": _bench_http(port, calls, server.pid),
+            "ws": trio.run(_bench_ws, port, calls * 2, 1, server.pid),
+            "ws_pipelined": trio.run(_bench_ws, port, calls * 2, 32, server.pid),
         }
     finally:
         server.terminate()
@@ -138,17 +148,23 @@ def main() -> int:
     if args.serve == "baseline":
         trio.run(_serve_baseline)
         return 0
-    baseline: dict[str, float] = {}
-    ours: dict[str, float] = {}
+    # Per path: best calls/s and lowest server CPU per call over the rounds.
+    baseline: dict[str, tuple[float, float]] = {}
+    ours: dict[str, tuple[float, float]] = {}
     for _ in range(args.rounds):
         for best, kind in ((baseline, "baseline"), (ours, "rpc")):
-            for key, value in _measure(kind, args.calls).items():
-                best[key] = max(best.get(key, 0.0), value)
-    for key, figure in (("http", "calls_per_s_http"), ("ws", "calls_per_s_ws"),
-                        ("ws_pipelined", "calls_per_s_ws_32_in_flight")):
+            for key, (rate, cpu) in _measure(kind, args.calls).items():
+                old_rate, old_cpu = best.get(key, (0.0, float("inf")))
+                best[key] = (max(old_rate, rate), min(old_cpu, cpu))
+    for key, name in (("http", "http"), ("ws", "ws"), ("ws_pipelined", "ws_32_in_flight")):
+        (rate, cpu), (base_rate, base_cpu) = ours[key], baseline[key]
         print(json.dumps({
-            "figure": figure, "value": round(ours[key]), "baseline": round(baseline[key]),
-            "ratio": round(ours[key] / baseline[key], 3), "unit": "calls/s", "rounds": args.rounds,
+            "figure": f"calls_per_s_{name}", "value": round(rate), "baseline": round(base_rate),
+            "ratio": round(rate / base_rate, 3), "unit": "calls/s", "rounds": args.rounds,
+        }))
+        print(json.dumps({
+            "figure": f"server_cpu_us_per_call_{name}", "value": round(cpu * 1e6), "baseline": round(base_cpu * 1e6),
+            "ratio": round(cpu / base_cpu, 3) if base_cpu else None, "unit": "us", "rounds": args.rounds,
         }))
     return 0
 
