@@ -148,11 +148,8 @@ class Dispatcher:
             try:
                 result = await spec.handler(*spec.binding.bind(params))
                 return '{"jsonrpc":"2.0","result":' + _encode(result) + ',"id":' + _encode(request_id) + "}"
-            except RpcError as exc:
-                return encode_error(request_id, exc.code, exc.message, exc.data)
-            except Exception:  # the edge: a handler's bug must not reach the client
-                log.warning("rpc handler failed method=%s", method, exc_info=True)
-                return encode_error(request_id, E.INTERNAL_ERROR, E.INTERNAL_ERROR_MSG)
+            except Exception as exc:  # noqa: BLE001 - the edge; _error_reply logs all but RpcError
+                return self._error_reply(request_id, method, exc)
             finally:
                 self._report(method, started)
         sub = api.subscriptions.get(method)
@@ -175,13 +172,22 @@ class Dispatcher:
             (subscription_id,) = _UNSUBSCRIBE_BINDING.bind(params)
             closed = host.close_subscription(spec_sub, subscription_id)
             return '{"jsonrpc":"2.0","result":' + ("true" if closed else "false") + ',"id":' + _encode(request_id) + "}"
-        except RpcError as exc:
-            return encode_error(request_id, exc.code, exc.message, exc.data)
-        except Exception:  # the edge: a handler's bug must not reach the client
-            log.warning("rpc subscription failed to start method=%s", method, exc_info=True)
-            return encode_error(request_id, E.INTERNAL_ERROR, E.INTERNAL_ERROR_MSG)
+        except Exception as exc:  # noqa: BLE001 - the edge; _error_reply logs all but RpcError
+            return self._error_reply(request_id, method, exc)
         finally:
             self._report(method, started)
+
+    @staticmethod
+    def _error_reply(request_id: Any, method: str, exc: Exception) -> str:
+        """RpcError -> its own error object (also when a handler's nursery wrapped it alone in
+        an ExceptionGroup); anything else -> -32603, logged with its traceback."""
+        error: BaseException = exc
+        while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+            error = error.exceptions[0]
+        if isinstance(error, RpcError):
+            return encode_error(request_id, error.code, error.message, error.data)
+        log.warning("rpc handler failed method=%s", method, exc_info=exc)
+        return encode_error(request_id, E.INTERNAL_ERROR, E.INTERNAL_ERROR_MSG)
 
     def _report(self, method: str, started: float) -> None:
         on_call = self._on_call

@@ -130,6 +130,18 @@ def _hypercorn_config(config: RpcConfig) -> HypercornConfig:
     return hc
 
 
+def _enable_keepalive(stream: trio.SocketStream) -> None:
+    """TCP keepalive (~2 min on Linux) so that a peer that vanished without a FIN (a crashed
+    host, a dropped NAT entry) does not hold a connection slot and its subscriptions forever."""
+    try:
+        stream.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6)):
+            if hasattr(socket, name):
+                stream.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    except OSError:
+        log.debug("rpc could not enable tcp keepalive", exc_info=True)
+
+
 async def _send_http(send: ASGISend, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
     await send({
         "type": "http.response.start",
@@ -172,6 +184,7 @@ class RpcServer:
         if self.registry.is_full():
             await self._refuse(stream)
             return
+        _enable_keepalive(stream)
         self.registry.open(client)
         self._streams.add(stream)
         try:

@@ -41,6 +41,11 @@ def make_api(probe: Probe) -> RpcApi:
     async def reject(reason: str) -> None:
         raise RpcError(1010, "Invalid Transaction", reason)
 
+    async def reject_in_nursery(reason: str) -> None:
+        # A handler whose nursery wraps the RpcError in an ExceptionGroup.
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reject, reason)
+
     async def not_json() -> object:
         return object()
 
@@ -86,6 +91,7 @@ def make_api(probe: Probe) -> RpcApi:
     api.method("test_add", add)
     api.method("test_fail", fail)
     api.method("test_reject", reject)
+    api.method("test_rejectInNursery", reject_in_nursery)
     api.method("test_notJson", not_json)
     api.method("author_rotateKeys", rotate_keys, unsafe=True)
     api.subscription("test_subscribeCounter", "test_unsubscribeCounter", "test_counter", counter)

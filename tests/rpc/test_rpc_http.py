@@ -129,10 +129,11 @@ def test_http_handler_errors(caplog: pytest.LogCaptureFixture) -> None:
             assert any("test_fail" in r.getMessage() and r.exc_info for r in caplog.records)
             reply = await post(client, server, request("test_notJson"))
             assert reply["error"]["code"] == -32603
-            reply = await post(client, server, request("test_reject", ["Inability to pay some fees"]))
-            assert reply["error"] == {
-                "code": 1010, "message": "Invalid Transaction", "data": "Inability to pay some fees",
-            }
+            for method in ("test_reject", "test_rejectInNursery"):
+                reply = await post(client, server, request(method, ["Inability to pay some fees"]))
+                assert reply["error"] == {
+                    "code": 1010, "message": "Invalid Transaction", "data": "Inability to pay some fees",
+                }
             await assert_still_serving(client, server)
 
     run(body)
