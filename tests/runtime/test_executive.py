@@ -246,6 +246,7 @@ def _generic(pallet_index, enum, name, payload) -> bytes:
     return ctx.events[0]
 
 
+@settings(deadline=None)
 @given(ACCOUNT, BALANCE)
 def test_fast_deposit_and_withdraw_events_equal_generic(who, amount):
     for index, name in ((balance_events.DEPOSIT_INDEX, "Deposit"), (balance_events.WITHDRAW_INDEX, "Withdraw")):
@@ -254,6 +255,7 @@ def test_fast_deposit_and_withdraw_events_equal_generic(who, amount):
         assert ctx.events == [_generic(BALANCES, balance_events.EVENTS, name, {"who": who, "amount": amount})]
 
 
+@settings(deadline=None)
 @given(ACCOUNT, BALANCE, BALANCE)
 def test_fast_fee_paid_event_equals_generic(who, fee, tip):
     ctx = _fresh_ctx()
@@ -263,6 +265,7 @@ def test_fast_fee_paid_event_equals_generic(who, fee, tip):
     assert ctx.events == [generic]
 
 
+@settings(deadline=None)
 @given(ACCOUNT, ACCOUNT, st.integers(min_value=ED, max_value=10**30))
 def test_fast_transfer_event_equals_generic(source, dest, amount):
     if source == dest:
@@ -276,6 +279,7 @@ def test_fast_transfer_event_equals_generic(source, dest, amount):
     assert generic in ctx.events
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=0, max_value=(1 << 64) - 1), st.sampled_from(["Normal", "Operational", "Mandatory"]),
        st.booleans())
 def test_fast_extrinsic_success_event_equals_generic(weight, dispatch_class, pays_fee):
@@ -287,6 +291,7 @@ def test_fast_extrinsic_success_event_equals_generic(weight, dispatch_class, pay
     assert ctx.events == [_generic(SYSTEM, SYSTEM_EVENTS, "ExtrinsicSuccess", {"dispatch_info": info})]
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=0, max_value=(1 << 32) - 1), st.integers(min_value=0, max_value=(1 << 32) - 1),
        st.integers(min_value=0, max_value=(1 << 32) - 1), st.integers(min_value=0, max_value=(1 << 32) - 1),
        BALANCE, BALANCE, BALANCE, BALANCE)
@@ -724,7 +729,7 @@ OPS = st.lists(st.one_of(
 ), max_size=40)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(OPS)
 def test_overlay_layers_match_a_stack_of_copies(ops):
     base = {b"a": b"A", b"b": b"B"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import fields, replace
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gensyn_node.keyring import DEV_NAMES, dev_account
@@ -186,11 +186,13 @@ def _is_valid(params: ChainParameters) -> bool:
     return True
 
 
+@settings(deadline=None)
 @given(PARAMETERS)
 def test_chain_parameters_scale_round_trip(params):
     assert ChainParameters.from_scale(params.to_scale()) == params
 
 
+@settings(deadline=None)
 @given(PARAMETERS.filter(_is_valid))
 def test_genesis_stores_the_chain_parameters(params):
     storage = build_genesis_state(config(params=params, balances=[(ALICE, max(params.existential_deposit, 1))]))

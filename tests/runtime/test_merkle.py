@@ -4,7 +4,7 @@ verifies at its own position and nowhere else, and any change to leaf, proof, in
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime.block import compute_extrinsics_root
@@ -45,6 +45,7 @@ def test_extrinsics_root_depends_on_order_and_content():
     assert compute_extrinsics_root([]) == EMPTY_MERKLE_ROOT
 
 
+@settings(deadline=None)
 @given(LEAVES, st.data())
 def test_merkle_proof_verifies_only_at_its_position(leaves, data):
     """For the true leaf count (the root does not commit to it: the verifier must know it), a
@@ -60,6 +61,7 @@ def test_merkle_proof_verifies_only_at_its_position(leaves, data):
             verify_merkle_proof(root, leaves[index], other_index, len(leaves), proof)
 
 
+@settings(deadline=None)
 @given(LEAVES, st.data())
 def test_merkle_proof_tampering_rejected(leaves, data):
     index = data.draw(st.integers(min_value=0, max_value=len(leaves) - 1))

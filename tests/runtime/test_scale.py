@@ -65,6 +65,7 @@ def oracle_decode(oracle: RuntimeConfiguration, type_string: str, data: bytes) -
 # --- compact integers ------------------------------------------------------------------------------
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=0, max_value=U128_MAX))
 @example(0)
 @example((1 << 6) - 1)
@@ -98,6 +99,7 @@ def test_compact_non_canonical_rejected(data, why):
         compact_u128.decode(data)
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=0, max_value=U128_MAX), st.integers(min_value=0, max_value=3))
 def test_compact_every_longer_mode_rejected(value, extra):
     """Any encoding of `value` in more bytes than needed is refused, whichever mode it uses."""
@@ -145,6 +147,7 @@ def test_compact_larger_than_67_bytes_rejected():
 
 
 @pytest.mark.parametrize("int_type, name", [(u8, "u8"), (u16, "u16"), (u32, "u32"), (u64, "u64"), (u128, "u128")])
+@settings(deadline=None)
 @given(data=st.data())
 def test_uint_round_trip_matches_scalecodec(oracle, int_type, name, data):
     value = data.draw(st.integers(min_value=0, max_value=int_type.max))
@@ -186,6 +189,7 @@ def test_option_tag_two_rejected(oracle):
         opt.decode(b"\x01\x05\x00")
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=300))
 def test_bytes_round_trip_matches_scalecodec(oracle, value):
     encoded = byte_vec.encode(value)
@@ -222,6 +226,7 @@ def test_vec_length_bomb_rejected():
         Vec(u8, max_len=3).encode([1, 2, 3, 4])
 
 
+@settings(deadline=None)
 @given(st.lists(st.integers(min_value=0, max_value=(1 << 64) - 1), max_size=40))
 def test_vec_round_trip_matches_scalecodec(oracle, values):
     vec = Vec(u64)
@@ -291,6 +296,7 @@ def _oracle_value(value: object) -> object:
     return "0x" + value.hex() if isinstance(value, bytes) else value
 
 
+@settings(deadline=None)
 @given(ADDRESSES)
 def test_multiaddress_matches_scalecodec(oracle, address):
     kind, value = address
@@ -306,6 +312,7 @@ def test_multiaddress_matches_scalecodec(oracle, address):
         assert decoded == {kind: "0x" + value.hex()}
 
 
+@settings(deadline=None)
 @given(st.sampled_from([("Ed25519", 64), ("Sr25519", 64), ("Ecdsa", 65)]), st.data())
 def test_multisignature_matches_scalecodec(oracle, scheme, data):
     name, size = scheme
@@ -320,6 +327,7 @@ BALANCE = st.integers(min_value=0, max_value=U128_MAX)
 U32 = st.integers(min_value=0, max_value=(1 << 32) - 1)
 
 
+@settings(deadline=None)
 @given(U32, U32, U32, U32, BALANCE, BALANCE, BALANCE, BALANCE)
 def test_account_info_round_trip(nonce, consumers, providers, sufficients, free, reserved, frozen, flags):
     value = {"nonce": nonce, "consumers": consumers, "providers": providers, "sufficients": sufficients,
@@ -335,6 +343,7 @@ def test_account_info_round_trip(nonce, consumers, providers, sufficients, free,
 PERIODS = st.sampled_from([1 << k for k in range(2, 17)])
 
 
+@settings(deadline=None)
 @given(PERIODS, st.data())
 def test_era_round_trip_matches_scalecodec(oracle, period, data):
     quantize = max(period >> 12, 1)
@@ -390,12 +399,14 @@ def test_era_truncated_rejected():
         Era.decode(b"\x35")
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=1, max_value=1 << 17), st.integers(min_value=0, max_value=1 << 32))
 def test_mortal_era_matches_scalecodec(oracle, period, current):
     era = mortal_era(current, period)
     assert era == oracle.create_scale_object("Era")._tuple_from_dict({"period": period, "current": current})
 
 
+@settings(deadline=None)
 @given(PERIODS, st.integers(min_value=0, max_value=1 << 32), st.integers(min_value=0, max_value=1 << 16))
 def test_era_birth_and_death_match_scalecodec(oracle, period, current, later):
     era = mortal_era(current, period)
@@ -411,6 +422,7 @@ def test_era_birth_and_death_match_scalecodec(oracle, period, current, later):
 # --- compound types against the oracle ---------------------------------------------------------------
 
 
+@settings(deadline=None)
 @given(st.integers(min_value=0, max_value=(1 << 32) - 1), st.integers(min_value=0, max_value=(1 << 64) - 1))
 def test_tuple_matches_scalecodec(oracle, a, b):
     tup = Tuple(u32, Compact(u64))
@@ -425,6 +437,7 @@ def test_tuple_matches_scalecodec(oracle, a, b):
 HASH = st.binary(min_size=32, max_size=32)
 
 
+@settings(deadline=None)
 @given(HASH, st.integers(min_value=0, max_value=(1 << 32) - 1), HASH, HASH, st.integers(min_value=0, max_value=1 << 63))
 def test_header_and_block_round_trip(parent, number, state_root, xt_root, slot):
     header = Header(parent, number, state_root, xt_root, (pre_runtime_digest(slot, bytes(32)),))
@@ -452,6 +465,7 @@ CANONICAL = st.recursive(
 )
 
 
+@settings(deadline=None)
 @given(CANONICAL)
 def test_canonical_round_trip(value):
     assert canonical.decode(canonical.encode(value)) == value
@@ -486,7 +500,7 @@ def test_canonical_decode_size_limit():
         canonical.decode("not bytes")  # type: ignore[arg-type]
 
 
-@settings(max_examples=50)
+@settings(max_examples=50, deadline=None)
 @given(st.binary(min_size=1, max_size=64))
 def test_scale_decoders_raise_only_codec_errors_on_garbage(data):
     for scale_type in (compact_u128, byte_vec, Vec(u32), MultiAddress, MultiSignature, DispatchError,
@@ -529,6 +543,7 @@ def test_canonical_encode_out_of_range_int_rejected(value):
         canonical.encode(value)
 
 
+@settings(deadline=None)
 @given(HASH, st.integers(min_value=0, max_value=(1 << 32) - 1), st.integers(min_value=0, max_value=(1 << 64) - 1))
 def test_header_decodes_in_scalecodec(oracle, parent, number, slot):
     """Substrate clients hash headers themselves (mortal eras): they must read ours field by field."""
