@@ -138,7 +138,10 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
 def cmd_staking_amount(args: argparse.Namespace) -> int:
     name = {"bond": "value", "bond_extra": "max_additional", "unbond": "value"}[args.staking_call]
-    return _send(args, "Staking", args.staking_call, {name: parse_amount(args.amount)})
+    call_args: dict[str, Any] = {name: parse_amount(args.amount)}
+    if args.staking_call == "bond":
+        call_args["payee"] = ("Staked", None)  # rewards are added to the bond
+    return _send(args, "Staking", args.staking_call, call_args)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -149,7 +152,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             session = keypair_from_uri(args.session_key, ED25519).public
         except KeyError_ as exc:
             raise CliError(f"--session-key: {exc}") from None
-    return _send(args, "Staking", "validate", {"prefs": {"commission": args.commission}, "session_key": session})
+    return _send(args, "Staking", "validate", {"prefs": {"commission": args.commission, "blocked": False},
+                                                  "session_key": session})
 
 
 def cmd_chill(args: argparse.Namespace) -> int:

@@ -56,8 +56,11 @@ class ChainParameters:
         """Verify that every parameter is in a range the runtime supports."""
         if self.slot_duration_ms < 100:
             raise InvalidParameters("slot_duration_ms must be at least 100")
-        if self.era_length < 1 or self.bonding_duration < 0 or self.max_validators < 1:
+        if self.era_length < 1 or self.max_validators < 1:
             raise InvalidParameters("era_length and max_validators must be positive")
+        # A validator must stay slashable for at least the era it validated in.
+        if self.bonding_duration < 1:
+            raise InvalidParameters("bonding_duration must be at least 1 era")
         if not 0 <= self.treasury_percent <= 100:
             raise InvalidParameters("treasury_percent must be within 0..100")
         for f in fields(self):
