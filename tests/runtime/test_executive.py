@@ -643,6 +643,18 @@ def test_unsigned_transfer_in_block_rejected(trie, store, transfer, bob, good_bl
     assert_rejected(trie, store, _rebody(good_block.block, good_block.block.extrinsics + (unsigned,)), "Call")
 
 
+@pytest.mark.parametrize("case", ["future nonce", "no account", "fee above balance", "signed inherent"])
+def test_block_with_inadmissible_transaction_rejected(trie, store, sign, transfer, rt, keys, good_block, case):
+    """What the pool refuses, import refuses too: the block is invalid as a whole."""
+    xt, match = {
+        "future nonce": (sign(keys["charlie"], transfer(keys["bob"].public, ED), 5), "Future"),
+        "no account": (sign(dev_account("nobody"), transfer(keys["bob"].public, ED), 0), "Payment"),
+        "fee above balance": (sign(keys["charlie"], transfer(keys["bob"].public, ED), 0, tip=10 * ENDOWMENT), "Payment"),
+        "signed inherent": (sign(keys["charlie"], rt.encode_call("Timestamp", "set", {"now": 2000}), 0), "Call"),
+    }[case]
+    assert_rejected(trie, store, _rebody(good_block.block, good_block.block.extrinsics + (xt,)), match)
+
+
 def test_immortal_transactions_valid_after_block_hash_count(chain, trie, store, sign, transfer, alice, bob,
                                                             make_block, commit):
     view, best = trie, chain.header
