@@ -6,11 +6,12 @@ result depends only on (pre-state, batch, hyper-parameters): every operation is 
 onto a fixed grid with round-half-even, so the state's hash is the same on any thread count,
 BLAS, CPU or GPU.
 
-Optimizer bounds (grid 2^-32, every master value |v| <= 2^36 grid steps = 16.0, hyper-parameters
-with 16 fractional bits): wd·w, mu·m and lr·m are products of a <= 2^36 integer and a 16-bit
-(<= 2^16 for lr <= 1) one, below 2^53, so exact in float64 before their rounding; the sums
-g + wd·w and mu·m + g stay below 2^38. Clamping every master value after every step keeps these
-bounds for any number of steps.
+Optimizer bounds, in grid steps of 2^-32 (every master value and the clamped gradient has
+|v| <= 2^36 = 16.0; hyper-parameters have 16 fractional bits, lr <= 1, wd <= 1/16): wd·w, mu·m
+and lr·m are exact products (<= 36 + 16 = 52 significant bits) on the grid 2^-16 of a step, and
+g + wd·w, g + mu·m, w − lr·m have magnitude <= 2^37 on that grid: at most 37 + 16 = 53 bits, so
+every fused multiply-add is exact in float64 and only its final round-half-even changes it.
+Clamping every master value after every step keeps these bounds for any number of steps.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from dataclasses import dataclass
 
 import torch
 
-from runtime.ml.errors import HyperParameterError
-from runtime.ml.fixed import Fx, pow2
+from runtime.ml.errors import ExactnessBoundError, HyperParameterError
+from runtime.ml.fixed import Fx, has_int8_matmul, pow2
 from runtime.ml.job import HYPER_FRAC_BITS, HyperParams, validate_hyper
 from runtime.ml.layers import (
+    FLOAT,
+    INT8,
     Bits,
     ConvLayer,
     FlattenLayer,
@@ -32,6 +35,7 @@ from runtime.ml.layers import (
     LinearLayer,
     MaxPoolLayer,
     ReluLayer,
+    operand_dtype,
 )
 from runtime.ml.models import (
     MASTER_BOUND_BITS,
@@ -65,13 +69,25 @@ class StepMetrics:
 class Network:
     spec: ModelSpec
     batch_size: int
+    backend: str
     layers: list[Layer]
     grad_slices: list[slice]  # where each parameter gradient goes in the flat gradient
 
 
+def get_backend(device: torch.device | str) -> str:
+    """int8 products (torch._int_mm, exact in int32) on CPU; exact float32 products elsewhere.
+    Both give the same integers, so the choice never changes a hash."""
+    if torch.device(device).type == "cpu" and has_int8_matmul():
+        return INT8
+    return FLOAT
+
+
 @functools.lru_cache(maxsize=32)
-def build_network(spec: ModelSpec, batch_size: int) -> Network:
-    """Layer objects with their exact-product plans; raises ExactnessBoundError if none exists."""
+def build_network(spec: ModelSpec, batch_size: int, backend: str = FLOAT) -> Network:
+    """Layer objects with their exact-product plans; raises ExactnessBoundError if none exists.
+    `batch_size` 0 builds a forward-only network (any batch)."""
+    if backend not in (INT8, FLOAT):
+        raise ExactnessBoundError(f"unknown product backend {backend!r}")
     bits = Bits(spec.act_bits, spec.weight_bits, spec.grad_bits)
     layout = iter(get_param_layout(spec))
     layers: list[Layer] = []
@@ -83,11 +99,12 @@ def build_network(spec: ModelSpec, batch_size: int) -> Network:
             ws, bs = slice(w.offset, w.offset + w.numel), slice(b.offset, b.offset + b.numel)
             slices += [ws, bs]
             if isinstance(layer, Linear):
-                layers.append(LinearLayer(layer.in_features, layer.out_features, bits, batch_size, ws, bs))
+                layers.append(LinearLayer(layer.in_features, layer.out_features, bits, batch_size, backend,
+                                          ws, bs))
                 shape = (layer.out_features,)
             else:
                 conv = ConvLayer(layer.in_channels, layer.out_channels, layer.kernel, (shape[1], shape[2]),
-                                 bits, batch_size, ws, bs)
+                                 bits, batch_size, backend, ws, bs)
                 layers.append(conv)
                 shape = (layer.out_channels, *conv.out_hw)
         elif isinstance(layer, MaxPool2):
@@ -98,7 +115,7 @@ def build_network(spec: ModelSpec, batch_size: int) -> Network:
         elif isinstance(layer, Flatten):
             layers.append(FlattenLayer())
             shape = (math.prod(shape),)
-    return Network(spec, batch_size, layers, slices)
+    return Network(spec, batch_size, backend, layers, slices)
 
 
 def init_state(spec: ModelSpec, seed: bytes, device: torch.device | str = "cpu") -> TrainState:
@@ -106,9 +123,19 @@ def init_state(spec: ModelSpec, seed: bytes, device: torch.device | str = "cpu")
     return TrainState(spec, 0, params, torch.zeros_like(params))
 
 
-def to_input(spec: ModelSpec, images: torch.Tensor) -> Fx:
-    """uint8 images (B, ...) -> the model's input as mantissas with exponent -8."""
-    return Fx(images.to(torch.float32).view(images.shape[0], *spec.input_shape), -INPUT_FRAC_BITS)
+def to_input(spec: ModelSpec, images: torch.Tensor, backend: str) -> Fx:
+    """uint8 images -> the model's input: a pixel p is the value p/256 and its mantissa is its
+    top act_bits bits, p >> (8 - act_bits) (an integer shift: exact by definition). Images go
+    NHWC for convolutional models, flat for the others."""
+    shift = INPUT_FRAC_BITS - spec.act_bits
+    m = images.bitwise_right_shift(shift) if shift > 0 else images
+    b = images.shape[0]
+    if len(spec.input_shape) == 3:
+        c, h, w = spec.input_shape
+        m = m.reshape(b, c, h, w).permute(0, 2, 3, 1)
+    else:
+        m = m.reshape(b, *spec.input_shape)
+    return Fx(m.to(operand_dtype(backend)), -spec.act_bits, spec.act_bits)
 
 
 def forward(net: Network, params: torch.Tensor, x: Fx, caches: list[list]) -> Fx:
@@ -118,28 +145,50 @@ def forward(net: Network, params: torch.Tensor, x: Fx, caches: list[list]) -> Fx
 
 
 def backward(net: Network, g: Fx, caches: list[list], grad: torch.Tensor) -> None:
-    """Back-propagates `g` and writes every parameter gradient onto the 2^-32 grid in `grad`."""
+    """Back-propagates `g` and writes every parameter gradient onto the 2^-32 grid in `grad`
+    (clamped to the master bound by `apply_sgd_`)."""
     slot = len(net.grad_slices)
     for i in range(len(net.layers) - 1, -1, -1):
-        need_dx = i > 0
-        dx, grads = net.layers[i].backward(g, caches[i], need_dx)
+        dx, grads = net.layers[i].backward(g, caches[i], i > 0)
         for pg in reversed(grads):
             slot -= 1
-            view = grad[net.grad_slices[slot]].view(pg.m.shape)
-            torch.mul(pg.m, pow2(pg.e + MASTER_FRAC_BITS), out=view)
+            write_on_grid(grad[net.grad_slices[slot]].view(pg.m.shape), pg)
         if dx is not None:
             g = dx
 
 
+def write_on_grid(view: torch.Tensor, x: Fx) -> None:
+    """view ← round(x · 2^32), x's value onto the master grid (float64).
+
+    Scaling by a power of two is exact; the float32 shortcut is taken only for float32 mantissas
+    (|m| <= 2^24) with an exponent far from float32's under- and overflow. Values already on the
+    grid (exponent >= -32) need no rounding.
+    """
+    k = x.e + MASTER_FRAC_BITS
+    if x.m.dtype == torch.float64 or (x.m.dtype == torch.float32 and -100 < k < 100):
+        torch.mul(x.m, pow2(k), out=view)
+    else:
+        view.copy_(x.m)
+        view.mul_(pow2(k))
+    if k < 0:
+        view.round_()
+
+
 def apply_sgd_(state: TrainState, grad: torch.Tensor, hyper: HyperParams) -> None:
-    """In place: torch.optim.SGD's momentum rule, each product rounded to the 2^-32 grid."""
+    """In place, torch.optim.SGD's momentum rule on the 2^-32 grid:
+    g ← clamp(g); g ← round(g + wd·w); m ← clamp(round(g + mu·m)); w ← clamp(round(w − lr·m)).
+
+    Each fused multiply-add is exact before its one rounding (bounds in the module docstring),
+    so a fused and an unfused kernel give the same bits. From a zero buffer the first step
+    gives m = g, as torch.optim.SGD's first step does.
+    """
     w, m = state.params, state.momentum
-    grad.round_().clamp_(-MASTER_BOUND, MASTER_BOUND)
+    scale = pow2(-HYPER_FRAC_BITS)
+    grad.clamp_(-MASTER_BOUND, MASTER_BOUND)
     if hyper.weight_decay_q16:
-        grad.add_(torch.mul(w, hyper.weight_decay_q16 * pow2(-HYPER_FRAC_BITS)).round_())
-    # From a zero buffer the first step gives m = g, as torch.optim.SGD's first step does.
-    m.mul_(hyper.momentum_q16 * pow2(-HYPER_FRAC_BITS)).round_().add_(grad).clamp_(-MASTER_BOUND, MASTER_BOUND)
-    w.sub_(torch.mul(m, hyper.lr_q16 * pow2(-HYPER_FRAC_BITS)).round_()).clamp_(-MASTER_BOUND, MASTER_BOUND)
+        grad.add_(w, alpha=hyper.weight_decay_q16 * scale).round_()
+    torch.add(grad, m, alpha=hyper.momentum_q16 * scale, out=m).round_().clamp_(-MASTER_BOUND, MASTER_BOUND)
+    w.sub_(m, alpha=hyper.lr_q16 * scale).round_().clamp_(-MASTER_BOUND, MASTER_BOUND)
 
 
 def apply_train_step_(state: TrainState, images: torch.Tensor, labels: torch.Tensor,
@@ -152,9 +201,9 @@ def apply_train_step_(state: TrainState, images: torch.Tensor, labels: torch.Ten
     if batch != hyper.batch_size:
         raise HyperParameterError(f"batch of {batch} samples, job says {hyper.batch_size}")
     if net is None:
-        net = build_network(state.model, batch)
+        net = build_network(state.model, batch, get_backend(state.params.device))
     caches: list[list] = [[] for _ in net.layers]
-    logits = forward(net, state.params, to_input(state.model, images), caches)
+    logits = forward(net, state.params, to_input(state.model, images, net.backend), caches)
     g, p = compute_loss_gradient(logits, labels, hyper.batch_bits)
     loss_sum, correct = compute_metrics(logits, p, labels)
     grad = torch.empty_like(state.params)
@@ -177,8 +226,8 @@ def predict(state: TrainState, images: torch.Tensor, chunk: int = 1000) -> torch
     out = []
     for start in range(0, images.shape[0], chunk):
         part = images[start : start + chunk]
-        net = build_network(state.model, part.shape[0])
-        logits = forward(net, state.params, to_input(state.model, part), [[] for _ in net.layers])
+        net = build_network(state.model, 0, get_backend(state.params.device))
+        logits = forward(net, state.params, to_input(state.model, part, net.backend), [[] for _ in net.layers])
         out.append(logits.m.argmax(dim=1))
     return torch.cat(out)
 

@@ -36,10 +36,16 @@ MAX_CHUNKS = 64
 
 @dataclass(slots=True)
 class Fx:
-    """A fixed-point tensor: value = m · 2^e, with `m` integer-valued (float32 or float64)."""
+    """A fixed-point tensor: value = m · 2^e, with `m` integer-valued (int8, int32, float32 or
+    float64). `bits`, when known, bounds the mantissas: |m| <= 2^bits - 1."""
 
     m: torch.Tensor
     e: int
+    bits: int | None = None
+
+
+def max_mantissa(bits: int) -> int:
+    return (1 << bits) - 1
 
 
 def pow2(k: int) -> float:
@@ -56,38 +62,90 @@ def get_abs_max(t: torch.Tensor) -> float:
 
 
 def compute_shift(abs_max: float, bits: int) -> int:
-    """The power-of-two shift s >= 0 that brings mantissas of magnitude `abs_max` to <= 2^bits.
+    """The least power-of-two shift s >= 0 after which every mantissa of magnitude <= `abs_max`
+    rounds (half to even) to magnitude <= 2^bits - 1.
 
-    `abs_max` < 2^E (frexp's exponent); after dividing by 2^(E-bits) and rounding, every
-    mantissa has magnitude <= 2^bits. A tensor that already fits is left alone (s = 0).
+    With abs_max < 2^E (frexp's exponent), s = E - bits leaves values below 2^bits; one more
+    bit is needed only if abs_max · 2^-s >= 2^bits - 1/2, which would round up to 2^bits. The
+    comparison is exact (a power-of-two scaling and a dyadic constant).
     """
-    if abs_max <= math.ldexp(1.0, bits):
+    limit = max_mantissa(bits)
+    if abs_max <= limit:
         return 0
-    return math.frexp(abs_max)[1] - bits
+    s = math.frexp(abs_max)[1] - bits
+    if math.ldexp(abs_max, -s) >= limit + 0.5:
+        s += 1
+    return s
 
 
-def requantize(x: Fx, bits: int) -> Fx:
-    """Rounds `x` onto the coarsest power-of-two grid that keeps |mantissa| <= 2^bits.
+def requantize(x: Fx, bits: int, dtype: torch.dtype = torch.float32) -> Fx:
+    """Rounds `x` onto the coarsest power-of-two grid that keeps |mantissa| <= 2^bits - 1.
 
     Per-tensor power-of-two scaling (block floating point): the scale comes from max|m|, which
-    is exact, so the grid is a pure function of the values. Returns float32 mantissas, exact
-    since bits <= 24. Rounds in place when `x.m` is not needed elsewhere (callers pass owned
-    tensors).
+    is exact, so the grid is a pure function of the values. Rounds in place when it can (callers
+    pass tensors they own). Returns mantissas of `dtype` (float32 or int8), exact either way.
     """
-    if bits > F32_EXACT_BITS:
-        raise ExactnessBoundError(f"cannot hold {bits}-bit mantissas in float32")
+    if bits > F32_EXACT_BITS or (dtype == torch.int8 and bits > 7):
+        raise ExactnessBoundError(f"cannot hold {bits}-bit mantissas in {dtype}")
+    if x.bits is not None and x.bits <= bits:
+        return Fx(x.m if x.m.dtype == dtype else x.m.to(dtype), x.e, x.bits)
     s = compute_shift(get_abs_max(x.m), bits)
     m = x.m
     if s > 0:
+        if not m.is_floating_point():
+            m = m.to(torch.float64)  # int32 mantissas: exact in float64
         m = m.mul_(pow2(-s)).round_()
-    if m.dtype != torch.float32:
-        m = m.to(torch.float32)
-    return Fx(m, x.e + s)
+    return Fx(m if m.dtype == dtype else m.to(dtype), x.e + s, bits)
 
 
-def round_to_grid_(t: torch.Tensor, scale: float, bound: float) -> torch.Tensor:
-    """In place: t ← clamp(round_half_even(t · scale), -bound, bound); `scale` a power of two."""
-    return t.mul_(scale).round_().clamp_(-bound, bound)
+INT8_BITS = 7
+INT32_MAX = (1 << 31) - 1
+SPLIT_MAX_BITS = 13
+
+
+def has_int8_matmul() -> bool:
+    return hasattr(torch, "_int_mm")
+
+
+def split_int8(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """t = 128·hi + lo for integer-valued float32 t with |t| <= 2^13 - 1: hi = round(t/128)
+    (|hi| <= 64), lo = t - 128·hi (|lo| <= 64), both exact and both int8."""
+    hi = torch.mul(t, pow2(-INT8_BITS)).round_()
+    lo = torch.add(t, hi, alpha=-(1 << INT8_BITS))
+    return hi.to(torch.int8), lo.to(torch.int8)
+
+
+def check_int8_product(k: int, a_bits: int, b_bits: int) -> None:
+    """Raises ExactnessBoundError unless `int8_product` can run this product exactly."""
+    if min(a_bits, b_bits) > INT8_BITS or max(a_bits, b_bits) > SPLIT_MAX_BITS:
+        raise ExactnessBoundError(f"{a_bits}x{b_bits}-bit operands do not fit int8 products")
+    high = max(a_bits, b_bits)
+    # the larger operand's halves: |hi| <= 2^(h-7), |lo| <= 64
+    part = max(1 << (high - INT8_BITS), 64) if high > INT8_BITS else max_mantissa(high)
+    if k * part * max_mantissa(INT8_BITS) > INT32_MAX:
+        raise ExactnessBoundError(f"inner dimension {k} overflows int32 accumulators")
+
+
+def int8_product(a: torch.Tensor, b: torch.Tensor, a_bits: int, b_bits: int) -> torch.Tensor:
+    """a @ b exactly with int8 operands and int32 accumulation (torch._int_mm, VNNI on CPU).
+
+    Operands of <= 7 bits are int8; one operand may have up to 13 bits as integer-valued
+    float32 and is split as 128·hi + lo. Integer sums are exact as long as no accumulator
+    passes 2^31 (`check_int8_product`); the halves are combined in int32 when the whole
+    product's bound K·(2^a-1)·(2^b-1) fits it, else in float64. Returns int32 or float64.
+    """
+    k = a.shape[-1]
+    if a_bits <= INT8_BITS and b_bits <= INT8_BITS:
+        return torch._int_mm(a.to(torch.int8), b.to(torch.int8))
+    if a_bits > INT8_BITS:
+        hi, lo = split_int8(a)
+        r_hi, r_lo = torch._int_mm(hi, b.to(torch.int8)), torch._int_mm(lo, b.to(torch.int8))
+    else:
+        hi, lo = split_int8(b)
+        r_hi, r_lo = torch._int_mm(a.to(torch.int8), hi), torch._int_mm(a.to(torch.int8), lo)
+    if k * max_mantissa(a_bits) * max_mantissa(b_bits) <= INT32_MAX:
+        return r_hi.mul_(1 << INT8_BITS).add_(r_lo)
+    return r_hi.to(torch.float64).mul_(1 << INT8_BITS).add_(r_lo)
 
 
 def plan_chunk(k: int, a_bits: int, b_bits: int, batch: int = 1) -> int:

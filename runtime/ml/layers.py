@@ -1,23 +1,30 @@
 """Layers of the exact engine: forward and backward of linear, conv, max-pool, ReLU, flatten.
 
 Quantization-aware training on exact grids: each linear/conv layer rounds its input to
-act_bits-bit mantissas, its master weights to weight_bits-bit mantissas, and the incoming
-gradient to grad_bits-bit mantissas, each with a per-tensor power-of-two scale taken from the
-tensor's exact max; the gradient passes the rounding unchanged (straight-through). Every matrix
-product then runs under a plan from `fixed.plan_chunk` made when the network is built.
+act_bits-bit mantissas, its master weights to weight_bits-bit mantissas, and the gradient it
+sends back to grad_bits-bit mantissas, each with a per-tensor power-of-two scale taken from the
+tensor's exact max; gradients pass the rounding unchanged (straight-through). Images and
+feature maps are NHWC, so a convolution is one row-major patch copy and one matrix product.
 
-Per-layer exactness bound (7-bit activations a, 7-bit weights w, 10-bit gradients g, batch B;
-each |mantissa| <= 2^bits). Every product below is exact in float32 iff K·2^(x+y) <= 2^24:
-  MLP  linear 784->256 fwd  K=784: 784·2^14 = 12.8M <= 16.8M = 2^24, bias clamped to the rest
-       dW  K=B=64: 64·2^17 = 2^23;  db: sum of 64 terms <= 2^10, in float64
-       linear 256->10  fwd K=256: 2^22;  dW K=64: 2^23;  dX K=10: 10·2^17 < 2^21
-  CNN  conv 1->16 k5 fwd K=25: 2^18.6;  dW per sample K=576 positions: 576·2^17 > 2^24, so
-       chunks of 96 (96·2^17 < 2^24) summed in float64: 64·576·2^17 < 2^33 << 2^53
-       conv 16->32 k5 fwd K=400: 400·2^14 < 2^23;  dW per sample K=64: 2^23, batch sum float64
-       dX  K=32: 2^22 per column entry; col2im adds <= 25 of them in float64 (< 2^27)
-       linear 512->10 fwd K=512: 2^23;  dW K=64: 2^23;  dX K=10 < 2^21
-`build_network` recomputes these plans from the spec and raises ExactnessBoundError where no
-exact plan exists; tests/ml check the figures above against it.
+Two backends compute the same integers. "int8" (CPU): 7-bit operands are int8 and products run
+in torch._int_mm with int32 accumulators (VNNI); a 10-bit gradient is split into two int8
+halves (128·hi + lo). "float": operands are integer-valued float32 and products are exact
+float32 GEMMs, split into chunks summed in float64 where K is too large (DESIGN.md §9).
+
+Per-layer exactness bound, with a = w = 7 bits (|m| <= 127), g = 10 bits (|m| <= 1023), B = 64.
+int8 backend: every int32 accumulator stays below 2^31 - 1 = 2147483647:
+  MLP  linear 784->256 fwd  K=784: 784·127·127 = 12.6M (< 2^24 too, so its float32 copy is exact)
+       dW  K=64 halves: 64·64·127 = 520K; whole 64·1023·127 = 8.3M;  dX of 256->10: K=10
+  CNN  conv 1->16 fwd K=25: 403K;  dW K=B·576=36864 halves: 36864·64·127 = 300M < 2^31,
+       whole 4.8G > 2^31, so the halves are combined in float64;
+       conv 16->32 fwd K=400: 6.5M;  dW K=B·64=4096: whole 4096·1023·127 = 532M;
+       dX K=32: 4.2M per column entry; col2im adds <= 25 of them: 104M (int32);
+       linear 512->10 fwd K=512: 8.3M;  dW K=64: 8.3M;  dX K=10: 1.3M
+float backend: every float32 product obeys K·2^a·2^b <= 2^24 per product or per chunk, and
+the chunk sums are in float64 (<= 2^53); col2im is done in float64.
+Biases are rounded onto the product's grid and clamped to the headroom left below 2^24, so
+the biased pre-activation is exact in float32. `build_network` checks all of this from the spec
+and raises ExactnessBoundError where a bound cannot hold; tests/ml/test_fixed.py re-checks it.
 """
 
 from __future__ import annotations
@@ -31,16 +38,22 @@ from runtime.ml.errors import ExactnessBoundError
 from runtime.ml.fixed import (
     F32_EXACT,
     F64_EXACT,
+    INT32_MAX,
     Fx,
+    check_int8_product,
     compute_shift,
-    exact_batched_sum_matmul,
     exact_matmul,
     get_abs_max,
+    int8_product,
+    max_mantissa,
     plan_chunk,
     pow2,
     requantize,
 )
 from runtime.ml.models import MASTER_FRAC_BITS
+
+INT8 = "int8"
+FLOAT = "float"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +63,44 @@ class Bits:
     grad: int
 
 
-def quantize_master(w: torch.Tensor, bits: int) -> Fx:
-    """Master grid integers (float64, value w·2^-32) -> float32 mantissas with |m| <= 2^bits."""
+@dataclass(frozen=True, slots=True)
+class Product:
+    """One planned exact product: inner dimension, operand bits, backend, float chunk."""
+
+    k: int
+    a_bits: int
+    b_bits: int
+    backend: str
+    chunk: int
+
+    @property
+    def bound(self) -> int:
+        """max |result entry|: K·(2^a - 1)·(2^b - 1)."""
+        return self.k * max_mantissa(self.a_bits) * max_mantissa(self.b_bits)
+
+    def run(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if self.backend == INT8:
+            return int8_product(a, b, self.a_bits, self.b_bits)
+        return exact_matmul(a.to(torch.float32), b.to(torch.float32), self.chunk)
+
+
+def plan_product(k: int, a_bits: int, b_bits: int, backend: str) -> Product:
+    """Checks the exactness bound of a product and returns its plan."""
+    if backend == INT8:
+        check_int8_product(k, a_bits, b_bits)
+        return Product(k, a_bits, b_bits, backend, k)
+    return Product(k, a_bits, b_bits, backend, plan_chunk(k, a_bits, b_bits))
+
+
+def operand_dtype(backend: str) -> torch.dtype:
+    return torch.int8 if backend == INT8 else torch.float32
+
+
+def quantize_master(w: torch.Tensor, bits: int, dtype: torch.dtype) -> Fx:
+    """Master grid integers (float64, value w·2^-32) -> mantissas with |m| <= 2^bits - 1."""
     s = compute_shift(get_abs_max(w), bits)
     m = torch.mul(w, pow2(-s)).round_() if s else w
-    return Fx(m.to(torch.float32), s - MASTER_FRAC_BITS)
+    return Fx(m.to(dtype), s - MASTER_FRAC_BITS, bits)
 
 
 def quantize_bias(b: torch.Tensor, e_acc: int, bound: int, dtype: torch.dtype) -> torch.Tensor:
@@ -62,54 +108,85 @@ def quantize_bias(b: torch.Tensor, e_acc: int, bound: int, dtype: torch.dtype) -
     return torch.mul(b, pow2(-MASTER_FRAC_BITS - e_acc)).round_().clamp_(-bound, bound).to(dtype)
 
 
-def _headroom(k: int, bits: int, chunk: int) -> int:
-    """What a bias may add to a product of K terms of (bits)-bit size and stay exact."""
-    limit = F32_EXACT if chunk == k else F64_EXACT
-    room = limit - k * (1 << bits)
-    if room < 0:
-        raise ExactnessBoundError(f"no headroom for a bias after {k} terms of 2^{bits}")
-    return room
+def _output_plan(fwd: Product) -> tuple[torch.dtype, int]:
+    """(dtype of the biased pre-activation, bias headroom) for a forward product."""
+    limit = F32_EXACT if fwd.bound < F32_EXACT and (fwd.backend == INT8 or fwd.chunk == fwd.k) else F64_EXACT
+    if fwd.backend == INT8 and limit == F64_EXACT:
+        limit = INT32_MAX + 1
+    if fwd.bound >= limit:
+        raise ExactnessBoundError(f"forward product bound {fwd.bound} leaves no room for a bias")
+    return (torch.float32 if limit == F32_EXACT else torch.float64), limit - 1 - fwd.bound
+
+
+def _biased(y: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """y + b exactly: |y| <= bound and |b| <= headroom, so the sum stays exactly representable."""
+    return (y if y.dtype == dtype else y.to(dtype)).add_(b)
 
 
 class LinearLayer:
-    """y = x W^T + b with W (out, in) and the plans for its three products."""
+    """y = x W^T + b with W (out, in)."""
 
-    def __init__(self, in_f: int, out_f: int, bits: Bits, batch: int, w_slice: slice, b_slice: slice):
-        self.in_f, self.out_f, self.bits = in_f, out_f, bits
+    def __init__(self, in_f: int, out_f: int, bits: Bits, batch: int, backend: str,
+                 w_slice: slice, b_slice: slice):
+        self.in_f, self.out_f, self.bits, self.backend = in_f, out_f, bits, backend
         self.w_slice, self.b_slice = w_slice, b_slice
-        self.fwd_chunk = plan_chunk(in_f, bits.act, bits.weight)
-        self.dw_chunk = plan_chunk(batch, bits.grad, bits.act)
-        self.dx_chunk = plan_chunk(out_f, bits.grad, bits.weight)
-        self.bias_bound = _headroom(in_f, bits.act + bits.weight, self.fwd_chunk)
+        self.fwd = plan_product(in_f, bits.act, bits.weight, backend)
+        # batch 0: a network for inference only, with no backward plans
+        self.dw = plan_product(batch, bits.grad, bits.act, backend) if batch else None
+        self.dx = plan_product(out_f, bits.grad, bits.weight, backend)
+        self.out_dtype, self.bias_bound = _output_plan(self.fwd)
 
     def forward(self, x: Fx, params: torch.Tensor, cache: list) -> Fx:
-        xq = requantize(Fx(x.m.reshape(x.m.shape[0], self.in_f), x.e), self.bits.act)
-        wq = quantize_master(params[self.w_slice].view(self.out_f, self.in_f), self.bits.weight)
+        dtype = operand_dtype(self.backend)
+        xq = requantize(Fx(x.m.reshape(x.m.shape[0], self.in_f), x.e, x.bits), self.bits.act, dtype)
+        wq = quantize_master(params[self.w_slice].view(self.out_f, self.in_f), self.bits.weight, dtype)
         e = xq.e + wq.e
-        if self.fwd_chunk == self.in_f:
-            b = quantize_bias(params[self.b_slice], e, self.bias_bound, torch.float32)
-            y = torch.addmm(b, xq.m, wq.m.t())
-        else:
-            b = quantize_bias(params[self.b_slice], e, self.bias_bound, torch.float64)
-            y = exact_matmul(xq.m, wq.m.t(), self.fwd_chunk).add_(b)
+        b = quantize_bias(params[self.b_slice], e, self.bias_bound, self.out_dtype)
         cache.append((xq, wq))
-        return Fx(y, e)
+        return Fx(_biased(self.fwd.run(xq.m, wq.m.t()), b, self.out_dtype), e)
 
     def backward(self, g: Fx, cache: list, need_dx: bool) -> tuple[Fx | None, list[Fx]]:
         xq, wq = cache.pop()
+        if self.dw is None:
+            raise ExactnessBoundError("a forward-only network has no backward pass")
         gq = requantize(g, self.bits.grad)
-        dw = exact_matmul(gq.m.t(), xq.m, self.dw_chunk)
+        dw = self.dw.run(gq.m.t(), xq.m)
         db = gq.m.sum(0, dtype=torch.float64)
-        dx = Fx(exact_matmul(gq.m, wq.m, self.dx_chunk), gq.e + wq.e) if need_dx else None
+        dx = None
+        if need_dx:
+            dx = requantize(Fx(self.dx.run(gq.m, wq.m), gq.e + wq.e), self.bits.grad)
         return dx, [Fx(dw, gq.e + xq.e), Fx(db, gq.e)]
 
 
+def im2col_nhwc(x: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, H, W, C) -> (B·Ho·Wo, k·k·C) patches, columns ordered (kh, kw, c): a pure copy."""
+    b, h, w, c = x.shape
+    ho, wo = h - k + 1, w - k + 1
+    if c == 1:  # a stack of k·k shifted planes beats a strided copy with a unit inner dim
+        planes = [x[:, i : i + ho, j : j + wo, 0] for i in range(k) for j in range(k)]
+        return torch.stack(planes, dim=3).reshape(b * ho * wo, k * k)
+    s = x.stride()
+    return x.as_strided((b, ho, wo, k, k, c), (s[0], s[1], s[2], s[1], s[2], s[3])).reshape(b * ho * wo, -1)
+
+
+def col2im_nhwc(cols: torch.Tensor, shape: tuple[int, int, int, int], k: int) -> torch.Tensor:
+    """Adjoint of `im2col_nhwc`: adds each patch entry back to its pixel (int32 or float64)."""
+    b, h, w, c = shape
+    ho, wo = h - k + 1, w - k + 1
+    v = cols.view(b, ho, wo, k, k, c)
+    out = torch.zeros(shape, dtype=cols.dtype, device=cols.device)
+    for i in range(k):
+        for j in range(k):
+            out[:, i : i + ho, j : j + wo, :] += v[:, :, :, i, j, :]
+    return out
+
+
 class ConvLayer:
-    """Valid 2-D convolution, stride 1, as unfold + exact product; W (out, in·k·k)."""
+    """Valid 2-D convolution, stride 1, NHWC, as patches @ W^T; W (out, in·k·k) as torch's."""
 
     def __init__(self, cin: int, cout: int, k: int, in_hw: tuple[int, int], bits: Bits, batch: int,
-                 w_slice: slice, b_slice: slice):
-        self.cin, self.cout, self.k, self.bits = cin, cout, k, bits
+                 backend: str, w_slice: slice, b_slice: slice):
+        self.cin, self.cout, self.k, self.bits, self.backend = cin, cout, k, bits, backend
         self.in_hw = in_hw
         self.out_hw = (in_hw[0] - k + 1, in_hw[1] - k + 1)
         if min(self.out_hw) <= 0:
@@ -117,68 +194,88 @@ class ConvLayer:
         self.w_slice, self.b_slice = w_slice, b_slice
         kk = cin * k * k
         positions = self.out_hw[0] * self.out_hw[1]
-        self.fwd_chunk = plan_chunk(kk, bits.act, bits.weight)
-        self.dw_chunk = plan_chunk(positions, bits.grad, bits.act, batch=batch)
-        self.dx_chunk = plan_chunk(cout, bits.grad, bits.weight)
-        # col2im adds up to k·k column entries, each < cout·2^(g+w): float64 keeps that exact.
-        if k * k * cout > F64_EXACT >> (bits.grad + bits.weight):
-            raise ExactnessBoundError("conv input gradient would exceed 2^53")
-        self.bias_bound = _headroom(kk, bits.act + bits.weight, self.fwd_chunk)
+        self.fwd = plan_product(kk, bits.act, bits.weight, backend)
+        self.dw = plan_product(batch * positions, bits.grad, bits.act, backend) if batch else None
+        self.dx = plan_product(cout, bits.grad, bits.weight, backend)
+        # col2im adds up to k·k entries of the dX product: int32 on the int8 backend, float64 else
+        limit = INT32_MAX if backend == INT8 else F64_EXACT
+        if k * k * self.dx.bound > limit:
+            raise ExactnessBoundError("conv input gradient would overflow its accumulator")
+        self.out_dtype, self.bias_bound = _output_plan(self.fwd)
+
+    def _weights(self, params: torch.Tensor) -> Fx:
+        """Quantized weights with columns in the patches' (kh, kw, c) order."""
+        wq = quantize_master(params[self.w_slice], self.bits.weight, operand_dtype(self.backend))
+        k = self.k
+        m = wq.m.view(self.cout, self.cin, k, k).permute(0, 2, 3, 1).reshape(self.cout, -1)
+        return Fx(m, wq.e, wq.bits)
 
     def forward(self, x: Fx, params: torch.Tensor, cache: list) -> Fx:
-        xq = requantize(x, self.bits.act)
-        cols = F.unfold(xq.m, self.k)  # (B, cin·k·k, L): a copy, exact
-        wq = quantize_master(params[self.w_slice].view(self.cout, -1), self.bits.weight)
+        xq = requantize(x, self.bits.act, operand_dtype(self.backend))
+        cols = im2col_nhwc(xq.m, self.k)
+        wq = self._weights(params)
         e = xq.e + wq.e
-        dtype = torch.float32 if self.fwd_chunk == cols.shape[1] else torch.float64
-        b = quantize_bias(params[self.b_slice], e, self.bias_bound, dtype)
-        y = exact_matmul(wq.m, cols, self.fwd_chunk).add_(b.view(-1, 1))
-        cache.append((cols, wq, xq.e))
-        return Fx(y.view(y.shape[0], self.cout, *self.out_hw), e)
+        b = quantize_bias(params[self.b_slice], e, self.bias_bound, self.out_dtype)
+        y = _biased(self.fwd.run(cols, wq.m.t()), b, self.out_dtype)
+        cache.append((cols, wq, xq.e, xq.m.shape))
+        return Fx(y.view(xq.m.shape[0], *self.out_hw, self.cout), e)
 
     def backward(self, g: Fx, cache: list, need_dx: bool) -> tuple[Fx | None, list[Fx]]:
-        cols, wq, e_x = cache.pop()
+        cols, wq, e_x, in_shape = cache.pop()
+        if self.dw is None:
+            raise ExactnessBoundError("a forward-only network has no backward pass")
         gq = requantize(g, self.bits.grad)
-        gm = gq.m.view(gq.m.shape[0], self.cout, -1)  # (B, cout, L)
-        dw = exact_batched_sum_matmul(gm, cols.transpose(1, 2), self.dw_chunk)
-        db = gm.sum((0, 2), dtype=torch.float64)
+        g2 = gq.m.reshape(-1, self.cout)
+        k = self.k
+        dw = self.dw.run(g2.t(), cols).view(self.cout, k, k, self.cin).permute(0, 3, 1, 2)
+        db = g2.sum(0, dtype=torch.float64)
         dx = None
         if need_dx:
-            dcols = exact_matmul(wq.m.t(), gm, self.dx_chunk).to(torch.float64)
-            dx = Fx(F.fold(dcols, self.in_hw, self.k), gq.e + wq.e)
+            dcols = self.dx.run(g2, wq.m)
+            if dcols.dtype != torch.int32:
+                dcols = dcols.to(torch.float64)
+            dx = requantize(Fx(col2im_nhwc(dcols, tuple(in_shape), k), gq.e + wq.e), self.bits.grad)
         return dx, [Fx(dw, gq.e + e_x), Fx(db, gq.e)]
 
 
 class MaxPoolLayer:
-    """2x2 max-pool, stride 2. Ties go to the first position in row-major window order (the
-    kernel's strict `>` scan), so the gradient's route is a function of the values alone."""
+    """2x2 max-pool, stride 2, NHWC (torch's channels-last kernels). Ties go to the first
+    position in row-major window order (the kernels' strict `>` scan; tests/ml check it), so
+    the gradient's route is a function of the values alone; windows do not overlap, so the
+    backward pass only moves values and is exact."""
 
     def forward(self, x: Fx, params: torch.Tensor, cache: list) -> Fx:
-        y, idx = F.max_pool2d(x.m, 2, return_indices=True)
-        cache.append((idx, x.m.shape))
-        return Fx(y, x.e)
+        xc = x.m.permute(0, 3, 1, 2)  # NCHW view of NHWC memory: channels-last
+        y, idx = F.max_pool2d(xc, 2, return_indices=True)
+        cache.append((xc, idx))
+        return Fx(y.permute(0, 2, 3, 1), x.e, x.bits)
 
     def backward(self, g: Fx, cache: list, need_dx: bool) -> tuple[Fx | None, list[Fx]]:
-        idx, shape = cache.pop()
-        return Fx(F.max_unpool2d(g.m, idx, 2, output_size=shape[-2:]), g.e), []
+        xc, idx = cache.pop()
+        gc = g.m.to(xc.dtype).permute(0, 3, 1, 2)
+        gi = torch.ops.aten.max_pool2d_with_indices_backward(gc, xc, [2, 2], [2, 2], [0, 0], [1, 1], False, idx)
+        return Fx(gi.permute(0, 2, 3, 1), g.e, g.bits), []
 
 
 class ReluLayer:
     def forward(self, x: Fx, params: torch.Tensor, cache: list) -> Fx:
         cache.append(x.m <= 0)
-        return Fx(x.m.clamp_min_(0), x.e)
+        return Fx(x.m.clamp_min_(0), x.e, x.bits)
 
     def backward(self, g: Fx, cache: list, need_dx: bool) -> tuple[Fx | None, list[Fx]]:
-        return Fx(g.m.masked_fill_(cache.pop(), 0), g.e), []
+        return Fx(g.m.masked_fill_(cache.pop(), 0), g.e, g.bits), []
 
 
 class FlattenLayer:
+    """NHWC feature maps -> vectors in torch's (C, H, W) order, so weights match nn.Linear's."""
+
     def forward(self, x: Fx, params: torch.Tensor, cache: list) -> Fx:
         cache.append(x.m.shape)
-        return Fx(x.m.reshape(x.m.shape[0], -1), x.e)
+        return Fx(x.m.permute(0, 3, 1, 2).reshape(x.m.shape[0], -1), x.e, x.bits)
 
     def backward(self, g: Fx, cache: list, need_dx: bool) -> tuple[Fx | None, list[Fx]]:
-        return Fx(g.m.reshape(cache.pop()), g.e), []
+        b, h, w, c = cache.pop()
+        return Fx(g.m.view(b, c, h, w).permute(0, 2, 3, 1).contiguous(), g.e, g.bits), []
 
 
 Layer = LinearLayer | ConvLayer | MaxPoolLayer | ReluLayer | FlattenLayer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import subprocess
 import sys
@@ -13,7 +14,8 @@ import torch
 from runtime.ml.data import build_proven_batch, compute_leaves, compute_merkle_levels, get_batch
 from runtime.ml.engine import apply_train_step_, build_network, compute_accuracy
 from runtime.ml.errors import BatchMismatchError, MerkleProofError, StepRangeError
-from runtime.ml.layers import ConvLayer, LinearLayer
+from runtime.ml.fixed import Fx
+from runtime.ml.layers import FLOAT, INT8, ConvLayer, LinearLayer, MaxPoolLayer
 from runtime.ml.models import get_model
 from runtime.ml.segments import (
     compute_commitment,
@@ -30,16 +32,23 @@ HASH_SCRIPT = """
 import json, sys, torch
 torch.set_num_threads(int(sys.argv[1]))
 from gensyn_node.ml.datasets import load_mnist, make_subset
+from runtime.ml.data import get_batch
+from runtime.ml.engine import apply_train_step_, build_network
 from runtime.ml.job import HyperParams, TrainingJob
 from runtime.ml.models import get_model
-from runtime.ml.segments import initial_state, run_segment
+from runtime.ml.segments import initial_state
 from runtime.ml.state import compute_state_hash
 subset = make_subset(load_mnist().train, 512, seed=7)
 out = {}
 for name, steps in (("mlp", 12), ("cnn", 3)):
-    job = TrainingJob(get_model(name).model_id, subset.root, b"\\x05" * 32, HyperParams(batch_size=64), steps, steps)
-    state = run_segment(initial_state(job), job, subset, 0, steps)
-    out[name] = compute_state_hash(state).hex()
+    for backend in ("int8", "float"):
+        job = TrainingJob(get_model(name).model_id, subset.root, b"\\x05" * 32, HyperParams(batch_size=64), steps, steps)
+        net = build_network(get_model(name), 64, backend)
+        state = initial_state(job)
+        for step in range(steps):
+            images, labels = get_batch(subset, job.seed, step, 64)
+            apply_train_step_(state, images, labels, job.hyper, net)
+        out[name + "-" + backend] = compute_state_hash(state).hex()
 out["threads"] = torch.get_num_threads()
 print(json.dumps(out))
 """
@@ -51,42 +60,73 @@ def test_same_hash_with_one_and_two_threads():
         proc = subprocess.run([sys.executable, "-c", HASH_SCRIPT, str(threads)], capture_output=True,
                               text=True, timeout=240, check=True)
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    assert [r["threads"] for r in results] == [1, 2]
-    assert results[0]["mlp"] == results[1]["mlp"]
-    assert results[0]["cnn"] == results[1]["cnn"]
+    assert [r.pop("threads") for r in results] == [1, 2]
+    assert results[0] == results[1]
+    assert results[0]["mlp-int8"] == results[0]["mlp-float"]
+    assert results[0]["cnn-int8"] == results[0]["cnn-float"]
 
 
 def _replan(net, plan: str):
-    """A copy of `net` whose products all run as float64 ("f64") or in the finest float32
-    chunks that divide K ("fine"); both are exact, so the bits must not change."""
+    """A copy of a float-backend `net` whose products all run as float64 ("f64") or in the
+    finest float32 chunks that divide K ("fine"); both are exact, so the bits must not change."""
     other = copy.copy(net)
     other.layers = []
     for layer in net.layers:
         layer = copy.copy(layer)
         if isinstance(layer, (LinearLayer, ConvLayer)):
-            for attr in ("fwd_chunk", "dw_chunk", "dx_chunk"):
+            for attr in ("fwd", "dw", "dx"):
+                p = getattr(layer, attr)
                 if plan == "f64":
-                    setattr(layer, attr, 0)
-                elif plan == "fine" and attr != "dw_chunk":
-                    k = getattr(layer, attr)
-                    setattr(layer, attr, next((c for c in (8, 5, 2) if k % c == 0 and c < k), k) if k else 0)
+                    chunk = 0
+                else:
+                    chunk = next((c for c in (8, 5, 2) if p.k % c == 0 and c < p.k), p.k) if p.chunk else 0
+                setattr(layer, attr, dataclasses.replace(p, chunk=chunk))
         other.layers.append(layer)
     return other
 
 
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
-def test_product_plans_and_chunk_orders_give_the_same_state(subset, make_job, model):
+def test_backends_plans_and_chunk_orders_give_the_same_state(subset, make_job, model):
+    """int8 products, float32 products, float32 in fine chunks and float64 products: one hash."""
     job = make_job(subset, model=model, steps=3, every=3, batch_size=32)
     spec = get_model(model)
-    hashes = set()
-    for plan in ("default", "f64", "fine"):
-        net = build_network(spec, 32) if plan == "default" else _replan(build_network(spec, 32), plan)
+    nets = {
+        "int8": build_network(spec, 32, INT8),
+        "float": build_network(spec, 32, FLOAT),
+        "f64": _replan(build_network(spec, 32, FLOAT), "f64"),
+        "fine": _replan(build_network(spec, 32, FLOAT), "fine"),
+    }
+    hashes = {}
+    for name, net in nets.items():
         state = initial_state(job)
         for step in range(job.steps):
             images, labels = get_batch(subset, job.seed, step, 32)
             apply_train_step_(state, images, labels, job.hyper, net)
-        hashes.add(compute_state_hash(state))
-    assert len(hashes) == 1
+        hashes[name] = compute_state_hash(state)
+    assert len(set(hashes.values())) == 1, hashes
+
+
+def test_max_pool_ties_go_to_the_first_position():
+    """The pool's route is defined as the first maximum in row-major window order; check the
+    kernels against that definition on data full of ties."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randint(-2, 3, (4, 6, 8, 3), generator=gen).to(torch.float32)  # NHWC
+    layer = MaxPoolLayer()
+    cache: list = []
+    y = layer.forward(Fx(x.clone(), 0), torch.empty(0), cache)
+    g = torch.arange(1, 4 * 3 * 4 * 3 + 1, dtype=torch.float32).view(4, 3, 4, 3)
+    routed = layer.backward(Fx(g.clone(), 0), cache, True)[0].m
+    expected = torch.zeros_like(x)
+    for b in range(4):
+        for i in range(3):
+            for j in range(4):
+                for c in range(3):
+                    window = [(2 * i + di, 2 * j + dj) for di in (0, 1) for dj in (0, 1)]
+                    values = [x[b, p, q, c].item() for p, q in window]
+                    first = values.index(max(values))
+                    assert y.m[b, i, j, c].item() == max(values)
+                    expected[b, window[first][0], window[first][1], c] = g[b, i, j, c]
+    assert torch.equal(routed, expected)
 
 
 @pytest.mark.parametrize("model", ["mlp", "cnn"])

@@ -15,10 +15,11 @@ from runtime.ml.fixed import (
     Fx,
     exact_batched_sum_matmul,
     exact_matmul,
+    int8_product,
     plan_chunk,
     requantize,
 )
-from runtime.ml.layers import ConvLayer, LinearLayer
+from runtime.ml.layers import FLOAT, INT8, ConvLayer, LinearLayer
 from runtime.ml.models import CNN, MLP
 
 
@@ -28,52 +29,44 @@ def _worst_case(shape: tuple[int, ...], bits: int, gen: torch.Generator) -> torc
     return (signs * (1 << bits)).to(torch.float32)
 
 
-def _layer_products(layer, batch: int) -> list[tuple[str, int, int, int, int, int]]:
-    """(name, K, a_bits, b_bits, terms summed in one float32 product, chunk) of a layer."""
-    b = layer.bits
-    if isinstance(layer, LinearLayer):
-        return [
-            ("fwd", layer.in_f, b.act, b.weight, 1, layer.fwd_chunk),
-            ("dw", batch, b.grad, b.act, 1, layer.dw_chunk),
-            ("dx", layer.out_f, b.grad, b.weight, 1, layer.dx_chunk),
-        ]
-    positions = layer.out_hw[0] * layer.out_hw[1]
-    return [
-        ("fwd", layer.cin * layer.k * layer.k, b.act, b.weight, 1, layer.fwd_chunk),
-        ("dw", positions, b.grad, b.act, batch, layer.dw_chunk),
-        ("dx", layer.cout, b.grad, b.weight, 1, layer.dx_chunk),
-    ]
-
-
 @pytest.mark.parametrize("spec", [MLP, CNN], ids=["mlp", "cnn"])
 @pytest.mark.parametrize("batch", [32, 64, 128])
-def test_exactness_bound_per_layer(spec, batch):
-    """Every product of every layer obeys K·2^a·2^b <= 2^24 per float32 product (or chunk) and
-    <= 2^53 over everything summed in float64; the bias fits the remaining headroom."""
-    net = build_network(spec, batch)
+@pytest.mark.parametrize("backend", [INT8, FLOAT])
+def test_exactness_bound_per_layer(spec, batch, backend):
+    """Every product of every layer: on int8, every int32 accumulator (each half of a split
+    operand, and the combined result when kept in int32) stays below 2^31; on float, every
+    float32 product or chunk obeys K·2^a·2^b <= 2^24 and float64 sums <= 2^53. The bias fits the
+    headroom below the pre-activation's exact limit."""
+    net = build_network(spec, batch, backend)
     gemm_layers = [layer for layer in net.layers if isinstance(layer, (LinearLayer, ConvLayer))]
-    assert gemm_layers
+    assert len(gemm_layers) == (2 if spec is MLP else 3)
     for layer in gemm_layers:
-        for name, k, a, b, batch_terms, chunk in _layer_products(layer, batch):
-            per_term = 1 << (a + b)
-            if chunk == 0:
-                assert batch_terms * k * per_term <= F64_EXACT, name
-            else:
-                assert k % chunk == 0, name
-                assert chunk * per_term <= F32_EXACT, (name, k, chunk)
-                assert batch_terms * k * per_term <= F64_EXACT, name
-        fwd_k = _layer_products(layer, batch)[0][1]
-        limit = F32_EXACT if layer.fwd_chunk == fwd_k else F64_EXACT
-        assert fwd_k * (1 << (layer.bits.act + layer.bits.weight)) + layer.bias_bound <= limit
+        for p in (layer.fwd, layer.dw, layer.dx):
+            if backend == INT8:
+                high, low = max(p.a_bits, p.b_bits), min(p.a_bits, p.b_bits)
+                assert low <= 7
+                halves = max(2 ** (high - 7), 64) if high > 7 else 2**high - 1
+                assert p.k * halves * 127 < 2**31, (p, "int32 accumulator")
+            elif p.chunk:
+                assert p.k % p.chunk == 0 and p.chunk * 2 ** (p.a_bits + p.b_bits) <= F32_EXACT, p
+            assert p.bound <= F64_EXACT, p
+        limit = F32_EXACT if layer.out_dtype == torch.float32 else F64_EXACT
+        assert layer.fwd.bound + layer.bias_bound < limit
+        if isinstance(layer, ConvLayer):
+            assert layer.k**2 * layer.dx.bound < (2**31 if backend == INT8 else F64_EXACT)
 
 
-def test_mlp_first_layer_bound_figures():
-    """The figures quoted in runtime/ml/layers.py: 784·2^14 fits 2^24 in one product."""
-    net = build_network(MLP, 64)
-    first = net.layers[0]
-    assert first.fwd_chunk == 784 and 784 * 2**14 <= 2**24
-    conv1 = build_network(CNN, 64).layers[0]
-    assert conv1.dw_chunk == 96  # 576 positions: 6 chunks of 96, 96·2^17 <= 2^24
+def test_layer_bound_figures():
+    """The figures quoted in runtime/ml/layers.py's docstring."""
+    mlp = build_network(MLP, 64, INT8)
+    assert mlp.layers[0].fwd.bound == 784 * 127 * 127 < 2**24
+    assert mlp.layers[0].dw.bound == 64 * 1023 * 127
+    cnn = build_network(CNN, 64, INT8)
+    conv1, conv2 = cnn.layers[0], cnn.layers[3]
+    assert conv1.dw.k == 64 * 576 and conv1.dw.bound > 2**31 - 1  # combined in float64
+    assert conv1.dw.k * 64 * 127 < 2**31  # but each half fits int32
+    assert conv2.dx.bound * 25 < 2**31
+    assert build_network(CNN, 64, FLOAT).layers[0].fwd.chunk == 25
 
 
 def test_plan_rejects_unexact_shapes():
@@ -119,16 +112,32 @@ def test_requantize_bounds_and_rounding(values, bits, exponent):
     m = torch.tensor(values, dtype=torch.float64)
     out = requantize(Fx(m.clone(), exponent), bits)
     assert out.m.dtype == torch.float32
-    assert out.m.abs().max().item() <= 2**bits
+    assert out.m.abs().max().item() <= 2**bits - 1
     shift = out.e - exponent
     assert shift >= 0
     error = (out.m.double() * 2.0**shift - m).abs().max().item()
     assert error <= 2.0 ** (shift - 1)
-    if max(abs(v) for v in values) <= 2**bits:
+    if max(abs(v) for v in values) <= 2**bits - 1:
         assert shift == 0 and torch.equal(out.m.double(), m)
 
 
 def test_round_half_even():
-    out = requantize(Fx(torch.tensor([1.0, 3.0, 5.0, -1.0, -3.0, 63.0]), 0), 5)
+    out = requantize(Fx(torch.tensor([1.0, 3.0, 5.0, -1.0, -3.0, 61.0]), 0), 5)
     assert out.e == 1
-    assert out.m.tolist() == [0.0, 2.0, 2.0, -0.0, -2.0, 32.0]
+    assert out.m.tolist() == [0.0, 2.0, 2.0, -0.0, -2.0, 30.0]
+    # 63/2 = 31.5 would round to 32 > 2^5 - 1: one more bit of shift
+    assert requantize(Fx(torch.tensor([63.0]), 0), 5).e == 2
+
+
+@pytest.mark.parametrize("shape,a_bits,b_bits", [((64, 784, 256), 7, 7), ((256, 64, 784), 10, 7),
+                                                  ((16, 36864, 25), 10, 7), ((4096, 32, 400), 10, 7),
+                                                  ((33, 100, 17), 7, 13)])
+def test_int8_products_are_exact(shape, a_bits, b_bits):
+    """int8 products (with a split 10- or 13-bit operand) equal float64 ones at the bound."""
+    m, k, n = shape
+    gen = torch.Generator().manual_seed(k)
+    a = _worst_case((m, k), a_bits, gen).clamp(-(2**a_bits - 1), 2**a_bits - 1)
+    b = _worst_case((k, n), b_bits, gen).clamp(-(2**b_bits - 1), 2**b_bits - 1)
+    out = int8_product(a if a_bits > 7 else a.to(torch.int8), b if b_bits > 7 else b.to(torch.int8),
+                       a_bits, b_bits)
+    assert torch.equal(out.double(), torch.matmul(a.double(), b.double()))
