@@ -23,10 +23,12 @@ class BlockContext:
     """Mutable execution context of one block (or of one transaction validation)."""
 
     __slots__ = (
+        "_event_marks",
         "author",
         "block_number",
         "events",
         "extra",
+        "length_used",
         "params",
         "parent_hash",
         "phase",
@@ -48,7 +50,23 @@ class BlockContext:
         self.events: list[bytes] = []
         self.timestamp: int | None = None
         self.weight_used = 0
+        self.length_used = 0
         self.extra: dict[str, Any] = {}
+        self._event_marks: list[int] = []
+
+    # A transactional layer covers storage and events alike (Substrate's events are storage).
+
+    def start_layer(self) -> None:
+        self.state.start_layer()
+        self._event_marks.append(len(self.events))
+
+    def commit_layer(self) -> None:
+        self.state.commit_layer()
+        self._event_marks.pop()
+
+    def rollback_layer(self) -> None:
+        self.state.rollback_layer()
+        del self.events[self._event_marks.pop():]
 
     def deposit_event(self, pallet_index: int, events: Enum, name: str, payload: Any = None) -> None:
         """Record a pallet's event `name` as an EventRecord (phase, RuntimeEvent, no topics)."""

@@ -102,7 +102,7 @@ def initialize_block(state: OverlayState, header: Header) -> tuple[Runtime, Bloc
     return runtime, ctx
 
 
-def finalize_block(runtime: Runtime, ctx: BlockContext, extrinsic_count: int, total_length: int) -> None:
+def finalize_block(runtime: Runtime, ctx: BlockContext, extrinsic_count: int) -> None:
     """Run on_finalize and write the block's events and counters into state."""
     ctx.phase = PHASE_FINALIZATION
     runtime.on_finalize(ctx)
@@ -110,7 +110,7 @@ def finalize_block(runtime: Runtime, ctx: BlockContext, extrinsic_count: int, to
     state.set(system.Events.key(), encode_compact(len(ctx.events)) + b"".join(ctx.events))
     system.EventCount.put(state, len(ctx.events))
     system.ExtrinsicCount.put(state, extrinsic_count)
-    system.ExtrinsicLengths.put(state, total_length)
+    system.ExtrinsicLengths.put(state, ctx.length_used)
 
 
 # --- transaction checks ------------------------------------------------------------------------------
@@ -168,6 +168,10 @@ def apply_extrinsic(runtime: Runtime, ctx: BlockContext, xt: Extrinsic, index: i
     (the extrinsic may not be in the block), returns whether its call succeeded."""
     ctx.phase = phase_apply_extrinsic(index)
     state = ctx.state
+    # Verify that the block stays within its length limit (CheckWeight's length part).
+    if ctx.length_used + xt.length > ctx.params.max_block_length:
+        raise InvalidTransaction("ExhaustsResources", "the block's extrinsics exceed the block length limit")
+    ctx.length_used += xt.length
     pallet_name = runtime.pallets_by_index[xt.call[0]].name
     if not xt.is_signed:
         if (pallet_name, xt.call[1]) not in INHERENT_CALLS or index != 0:
@@ -190,12 +194,11 @@ def apply_extrinsic(runtime: Runtime, ctx: BlockContext, xt: Extrinsic, index: i
 
 def _dispatch(runtime: Runtime, ctx: BlockContext, xt: Extrinsic, origin: Any, weight: int, fee: int) -> ApplyOutcome:
     call = runtime.get_call(xt.call)
-    state = ctx.state
-    state.start_layer()
+    ctx.start_layer()
     try:
         runtime.dispatch(ctx, origin, xt.call)
     except DispatchError as exc:
-        state.rollback_layer()
+        ctx.rollback_layer()
         ctx.weight_used += weight
         info = {"weight": {"ref_time": weight, "proof_size": 0}, "class": call.dispatch_class,
                 "pays_fee": "Yes" if call.pays_fee else "No"}
@@ -203,7 +206,7 @@ def _dispatch(runtime: Runtime, ctx: BlockContext, xt: Extrinsic, origin: Any, w
         if not xt.is_signed:
             raise InvalidTransaction("Call", f"inherent failed: {exc}") from None
         return ApplyOutcome(False, exc.error, str(exc))
-    state.commit_layer()
+    ctx.commit_layer()
     ctx.weight_used += weight
     ctx.deposit_event_raw(SYSTEM, _SUCCESS_INDEX, _dispatch_info_bytes(weight, call))
     return ApplyOutcome(True)
@@ -246,15 +249,13 @@ def execute_block(trie: Trie, block: Block) -> ExecutedBlock:
     try:
         runtime, ctx = initialize_block(state, header)
         outcomes = []
-        total_length = 0
         for index, raw in enumerate(block.extrinsics):
             try:
                 xt = decode_extrinsic(raw, runtime)
             except CodecError as exc:
                 raise InvalidBlock(f"extrinsic {index} does not decode: {exc}") from None
             outcomes.append(apply_extrinsic(runtime, ctx, xt, index))
-            total_length += len(raw)
-        finalize_block(runtime, ctx, len(block.extrinsics), total_length)
+        finalize_block(runtime, ctx, len(block.extrinsics))
     except TransactionValidityError as exc:
         raise InvalidBlock(f"invalid extrinsic: {exc}") from None
     except DispatchError as exc:
@@ -277,39 +278,38 @@ class BlockBuilder:
         self.header = Header(parent.hash, parent.number + 1, bytes(32), bytes(32), (pre_runtime_digest(slot, author),))
         self.runtime, self.ctx = initialize_block(self.state, self.header)
         self.extrinsics: list[bytes] = []
-        self.total_length = 0
         from runtime.extrinsic import encode_unsigned
 
         inherent = encode_unsigned(self.runtime.encode_call("Timestamp", "set", {"now": timestamp_ms}))
         self.push(inherent)
 
+    @property
+    def total_length(self) -> int:
+        return self.ctx.length_used
+
     def push(self, raw: bytes) -> ApplyOutcome:
         """Apply one extrinsic; raises TransactionValidityError (state untouched) if it is invalid."""
-        if self.total_length + len(raw) > self.ctx.params.max_block_length:
-            raise InvalidTransaction("ExhaustsResources", "the block is full")
         try:
             xt = decode_extrinsic(raw, self.runtime)
         except CodecError as exc:
             raise InvalidTransaction("Call", f"could not decode: {exc}") from None
-        self.state.start_layer()
-        events_before, weight_before = len(self.ctx.events), self.ctx.weight_used
+        self.ctx.start_layer()
+        weight_before, length_before = self.ctx.weight_used, self.ctx.length_used
         try:
             outcome = apply_extrinsic(self.runtime, self.ctx, xt, len(self.extrinsics))
         except (TransactionValidityError, DispatchError) as exc:
-            self.state.rollback_layer()
-            del self.ctx.events[events_before:]
-            self.ctx.weight_used = weight_before
+            self.ctx.rollback_layer()
+            self.ctx.weight_used, self.ctx.length_used = weight_before, length_before
             if isinstance(exc, DispatchError):
                 raise InvalidTransaction("Payment", str(exc)) from None
             raise
-        self.state.commit_layer()
+        self.ctx.commit_layer()
         self.extrinsics.append(raw)
-        self.total_length += len(raw)
         return outcome
 
     def build(self) -> tuple[Block, ExecutedBlock]:
         """Finalize, compute the roots and return the unsealed block with what to commit."""
-        finalize_block(self.runtime, self.ctx, len(self.extrinsics), self.total_length)
+        finalize_block(self.runtime, self.ctx, len(self.extrinsics))
         state_root, new_nodes = self.trie.apply(self.state.changes)
         header = Header(self.header.parent_hash, self.header.number, state_root,
                         compute_extrinsics_root(self.extrinsics), self.header.digest)

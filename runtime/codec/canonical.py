@@ -25,6 +25,8 @@ def _check(value: Any, depth: int = 0) -> None:
             _check(item, depth + 1)
     elif not isinstance(value, _ALLOWED) or isinstance(value, float):
         raise CodecError(f"canonical value may not hold {type(value).__name__}")
+    elif isinstance(value, int) and not -(1 << 63) <= value < (1 << 64):
+        raise CodecError(f"canonical integers lie in [-2^63, 2^64); {value} does not (encode it as bytes)")
 
 
 def encode(value: Any) -> bytes:

@@ -546,10 +546,6 @@ def test_timestamp_far_from_slot_rejected(chain, trie, make_block):
         make_block(trie, chain.header, [], slot=1, timestamp_ms=PARAMS.slot_duration_ms + PARAMS.max_timestamp_drift_ms + 1)
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason="BUG: set_now skips the drift check when "
-                   "the slot is 0 (runtime/pallets/timestamp/calls.py `if ctx.slot and ...`): block 1 may claim slot 0 "
-                   "(consensus only orders slots after block 1) and set any timestamp, e.g. years ahead, after which "
-                   "no honest block satisfies both TooEarly and TooFarFromSlot; check the drift for every slot")
 def test_timestamp_far_from_slot_zero_rejected(chain, trie, make_block):
     with pytest.raises(InvalidTransaction):
         make_block(trie, chain.header, [], slot=0, timestamp_ms=10**12)
@@ -858,10 +854,6 @@ def test_block_with_expired_transaction_rejected(chain, trie, store, sign, trans
     assert_rejected(view, store, _rebody(late.block, late.block.extrinsics + (raw,)), "AncientBirthBlock|BadProof")
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason="BUG: execute_block never checks the body's "
-                   "total length against max_block_length (only BlockBuilder.push does; apply_extrinsic checks each "
-                   "extrinsic alone), so an author may publish an over-long block that every node imports; "
-                   "check the running total in apply_extrinsic/_check_signed as Substrate's CheckWeight does")
 def test_block_over_the_length_limit_rejected(alice, bob, transfer):
     from runtime.executive import BlockBuilder
 
@@ -940,17 +932,11 @@ def test_failed_probe_call_rolls_back_its_write(probe_chain, make_block):
     assert ("System", "ExtrinsicFailed") in names(records)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="BUG: events are not part of the storage layer: "
-                   "runtime/executive.py _dispatch rolls back a failed call's writes but keeps the events it "
-                   "deposited in ctx.events (Substrate's events are storage and roll back with the layer); truncate "
-                   "ctx.events to its length at start_layer on rollback")
 def test_failed_call_leaves_no_events(probe_chain, make_block):
     _built, _after, records = _run_probe(probe_chain, make_block, "direct")
     assert ("Probe", "Poked") not in names(records)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="BUG: Sudo.sudo rolls back a failed inner call's "
-                   "writes but not its events (runtime/pallets/sudo/calls.py sudo(): the same fix as _dispatch)")
 def test_failed_sudo_inner_call_leaves_no_events(probe_chain, make_block):
     built, after, records = _run_probe(probe_chain, make_block, "sudo")
     assert built.outcomes[0].success and after.get(b"probe") is None

@@ -30,14 +30,14 @@ def make_calls(call_type: Any, runtime_ref: dict[str, Any]) -> list[Call]:
         runtime = runtime_ref["runtime"]
         pallet_name, (call_name, args) = call
         inner = (runtime.pallets_by_name[pallet_name].index, call_name, args or {})
-        ctx.state.start_layer()
+        ctx.start_layer()
         try:
             runtime.dispatch(ctx, ROOT, inner)
         except DispatchError as exc:
-            ctx.state.rollback_layer()
+            ctx.rollback_layer()
             deposit(ctx, "Sudid", {"sudo_result": ("Err", exc.error)})
         else:
-            ctx.state.commit_layer()
+            ctx.commit_layer()
             deposit(ctx, "Sudid", {"sudo_result": ("Ok", None)})
 
     def set_key(ctx: BlockContext, origin: Any, new: Any) -> None:

@@ -22,7 +22,7 @@ def set_now(ctx: BlockContext, origin: Any, now: int) -> None:
     slot_ms = ctx.params.slot_duration_ms
     if previous and now < previous + slot_ms:
         raise ERRORS("TooEarly", f"timestamp {now} is less than one slot after {previous}")
-    if ctx.slot and abs(now - ctx.slot * slot_ms) > ctx.params.max_timestamp_drift_ms:
+    if abs(now - ctx.slot * slot_ms) > ctx.params.max_timestamp_drift_ms:
         raise ERRORS("TooFarFromSlot", f"timestamp {now} is far from slot {ctx.slot}'s time")
     storage.Now.put(state, now)
     storage.DidUpdate.put(state, True)
