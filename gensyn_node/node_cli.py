@@ -70,7 +70,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chain", default=None, help="dev, local, or a path to a JSON chain spec")
     parser.add_argument("--base-path", default=None, help="where the database and keys live")
     parser.add_argument("--tmp", action="store_true", help="use a temporary base path, deleted on exit")
-    parser.add_argument("--validator", action="store_true", help="author blocks with --key")
+    parser.add_argument("--validator", action="store_true",
+                        help="author blocks with --key, or with the session key in the base path's keystore")
     parser.add_argument("--key", default=None, help="session key secret URI (//Alice or 0x<seed>), ed25519")
     parser.add_argument("--alice", action="store_true", help="shortcut for --validator --key //Alice")
     parser.add_argument("--bob", action="store_true", help="shortcut for --validator --key //Bob")
@@ -111,14 +112,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec = load_chain_spec(chain)
     except ChainSpecError as exc:
         raise CliError(str(exc)) from None
-    if args.validator and not args.key:
-        raise CliError("--validator needs --key (a secret URI such as //Alice or 0x<seed>)")
     try:
         session_key = keypair_from_uri(args.key, ED25519) if args.key else None
     except KeyError_ as exc:
         raise CliError(f"--key: {exc}") from None
     temporary = args.tmp or (args.dev and args.base_path is None)
     base_path = tempfile.mkdtemp(prefix="gensyn-node-") if temporary else (args.base_path or _default_base_path(spec.id))
+    if args.validator and session_key is None:
+        session_key = _keystore_session_key(base_path)
     rpc = RpcConfig(port=_port(args.rpc_port, "--rpc-port"), external=args.rpc_external,
                     rpc_methods_mode=args.rpc_methods, max_connections=args.rpc_max_connections,
                     rate_limit_per_second=args.rpc_rate_limit)
@@ -159,6 +160,20 @@ async def _run_until_signal(node: object) -> None:
             async for _sig in signals:
                 nursery.cancel_scope.cancel()
                 break
+
+
+def _keystore_session_key(base_path: str):  # type: ignore[no-untyped-def]
+    """A validator without --key uses the session key in its keystore, made on first start."""
+    from gensyn_node.keystore import KeystoreError, load_or_create_session_key
+
+    try:
+        key, created = load_or_create_session_key(base_path)
+    except KeystoreError as exc:
+        raise CliError(str(exc)) from None
+    if created:
+        print(f"gensyn-node: new session key 0x{key.public.hex()} stored in {base_path}/keystore; "
+              f"register it with `tx validate --session-key 0x{key.public.hex()}`", file=sys.stderr, flush=True)
+    return key
 
 
 def _first_leaf(group: BaseException) -> BaseException:

@@ -37,6 +37,7 @@ ALREADY_IMPORTED = 1013
 TOO_LOW_PRIORITY = 1014
 IMMEDIATELY_DROPPED = 1016
 INVALID_HEX = -32602
+SESSION_KEY_TYPE = "gsyn"
 
 
 def encode_hex(data: bytes) -> str:
@@ -237,6 +238,38 @@ class NodeRpc:
         return _drain(receive, self.node, tx_hash)
 
 
+    # --- keys (unsafe: they change the node) ----------------------------------------------------
+
+    async def author_insertKey(self, key_type: str, suri: str, public: str) -> None:
+        """Store `suri` as the node's session key (key type "gsyn", ed25519); it signs from the next slot."""
+        from gensyn_node.keyring import KeyError_, keypair_from_uri
+        from gensyn_node.keystore import store_session_seed
+        from runtime.crypto import ED25519
+
+        if key_type != SESSION_KEY_TYPE:
+            raise RpcError(-32602, "Invalid params", f"key type must be {SESSION_KEY_TYPE!r}")
+        try:
+            key = keypair_from_uri(suri, ED25519)
+        except KeyError_ as exc:
+            raise RpcError(-32602, "Invalid params", f"suri: {exc}") from None
+        if key.public != decode_hex(public, "public key", 32):
+            raise RpcError(-32602, "Invalid params", "the public key does not belong to the suri")
+        self.node.set_session_key(store_session_seed(self.node.config.base_path, key.secret[:32]))
+
+    async def author_rotateKeys(self) -> str:
+        """A new random session key, stored and in use; returns its public key to register."""
+        from gensyn_node.keyring import generate_seed
+        from gensyn_node.keystore import store_session_seed
+
+        key = store_session_seed(self.node.config.base_path, generate_seed())
+        self.node.set_session_key(key)
+        return encode_hex(key.public)
+
+    async def author_hasKey(self, public: str, key_type: str) -> bool:
+        key = self.node.config.session_key
+        return key_type == SESSION_KEY_TYPE and key is not None and key.public == decode_hex(public, "public key", 32)
+
+
 async def _drain(receive: trio.MemoryReceiveChannel, node: Node, tx_hash: bytes):  # type: ignore[no-untyped-def]
     try:
         async with receive:
@@ -255,6 +288,9 @@ def build_api(node: Node) -> RpcApi:
                  "state_getStorage", "state_getStorageAt", "state_getReadProof", "state_getRuntimeVersion",
                  "author_submitExtrinsic", "author_pendingExtrinsics"):
         api.method(name, getattr(rpc, name))
+    api.method("author_insertKey", rpc.author_insertKey, unsafe=True)
+    api.method("author_rotateKeys", rpc.author_rotateKeys, unsafe=True)
+    api.method("author_hasKey", rpc.author_hasKey, unsafe=True)
     api.method("chain_getHead", rpc.chain_getBlockHash)
     api.method("chain_getFinalisedHead", rpc.chain_getFinalizedHead)
     api.subscription("chain_subscribeNewHeads", "chain_unsubscribeNewHeads", "chain_newHead", rpc.chain_subscribeNewHeads)
@@ -262,4 +298,6 @@ def build_api(node: Node) -> RpcApi:
                      rpc.chain_subscribeFinalizedHeads)
     api.subscription("author_submitAndWatchExtrinsic", "author_unwatchExtrinsic", "author_extrinsicUpdate",
                      rpc.author_submitAndWatchExtrinsic)
+    from gensyn_node.rpc_substrate import register_substrate_api  # imports this module's hex helpers
+    register_substrate_api(api, node)
     return api

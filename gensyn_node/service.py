@@ -159,6 +159,11 @@ class Node:
 
     # --- authoring ---------------------------------------------------------------------------
 
+    def set_session_key(self, key: Keypair) -> None:
+        """Sign with `key` from the next slot (author_insertKey / author_rotateKeys)."""
+        self.config.session_key = key
+        log.info("session key set public=0x%s", key.public.hex())
+
     def try_author(self, slot: int) -> ImportResult | None:
         key = self.config.session_key
         if key is None:

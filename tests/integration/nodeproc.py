@@ -23,11 +23,11 @@ def free_port() -> int:
 
 
 class NodeProcess:
-    def __init__(self, base_path: Path, *extra: str, chain: str = "dev"):
+    def __init__(self, base_path: Path, *extra: str, chain: str = "dev", key_args: tuple[str, ...] = ("--alice",)):
         self.base_path = base_path
         self.rpc_port = free_port()
         self.metrics_port = free_port()
-        self.args = [*NODE, "run", "--chain", chain, "--base-path", str(base_path), "--alice",
+        self.args = [*NODE, "run", "--chain", chain, "--base-path", str(base_path), *key_args,
                      "--rpc-port", str(self.rpc_port), "--prometheus-port", str(self.metrics_port), *extra]
         self.proc: subprocess.Popen | None = None
         self.stderr_lines: list[str] = []

@@ -168,3 +168,34 @@ def test_export_and_import_blocks_reproduce_the_chain(node, tmp_path):
     bad = subprocess.run([*NODE, "import-blocks", "--base-path", str(tmp_path / "copy2"), str(corrupt)], check=False, cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "rejected" in bad.stderr
+
+
+def test_node_keeps_its_keystore_key_across_kill9(tmp_path):
+    """A validator without --key signs with its keystore's session key; insertKey sets it, and a
+    restart after kill -9 signs with the same key."""
+    proc = NodeProcess(tmp_path / "v", key_args=("--validator",)).start()
+    assert any("new session key" in line for line in proc.stderr_lines)
+    client = NodeClient(proc.url)
+    assert client.best_number() == 0  # a random session key is not in the validator set
+    alice_session = dev_account("alice", "Ed25519")
+    client.rpc.call("author_insertKey", "gsyn", "//Alice", "0x" + alice_session.public.hex())
+    assert client.rpc.call("author_hasKey", "0x" + alice_session.public.hex(), "gsyn") is True
+    wait_until(lambda: client.best_number() >= 2)
+    client.close()
+    proc.kill9()
+    proc.start()
+    assert not any("new session key" in line for line in proc.stderr_lines)
+    client = NodeClient(proc.url)
+    resumed = client.best_number()
+    wait_until(lambda: client.best_number() > resumed)
+    client.close()
+    proc.stop()
+
+
+def test_node_refuses_key_insertion_in_safe_rpc_mode(tmp_path):
+    proc = NodeProcess(tmp_path / "n", "--rpc-methods", "safe").start()
+    try:
+        reply = httpx.post(proc.url, json={"jsonrpc": "2.0", "id": 1, "method": "author_rotateKeys", "params": []}).json()
+        assert reply["error"]["code"] == -32601 and "unsafe" in reply["error"]["message"]
+    finally:
+        proc.stop()
