@@ -107,12 +107,23 @@ def has_int8_matmul() -> bool:
     return hasattr(torch, "_int_mm")
 
 
-def split_int8(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+@dataclass(frozen=True, slots=True)
+class Split:
+    """An operand of up to 13 bits as two int8 halves: value = 128·hi + lo."""
+
+    hi: torch.Tensor
+    lo: torch.Tensor
+
+    def t(self) -> Split:
+        return Split(self.hi.t(), self.lo.t())
+
+
+def split_int8(t: torch.Tensor) -> Split:
     """t = 128·hi + lo for integer-valued float32 t with |t| <= 2^13 - 1: hi = round(t/128)
     (|hi| <= 64), lo = t - 128·hi (|lo| <= 64), both exact and both int8."""
     hi = torch.mul(t, pow2(-INT8_BITS)).round_()
     lo = torch.add(t, hi, alpha=-(1 << INT8_BITS))
-    return hi.to(torch.int8), lo.to(torch.int8)
+    return Split(hi.to(torch.int8), lo.to(torch.int8))
 
 
 def check_int8_product(k: int, a_bits: int, b_bits: int) -> None:
@@ -126,23 +137,55 @@ def check_int8_product(k: int, a_bits: int, b_bits: int) -> None:
         raise ExactnessBoundError(f"inner dimension {k} overflows int32 accumulators")
 
 
-def int8_product(a: torch.Tensor, b: torch.Tensor, a_bits: int, b_bits: int) -> torch.Tensor:
+class Workspace:
+    """Reusable output buffers of one layer, by name. Large temporaries freed and re-allocated
+    every step make glibc return them to the OS and fault them back in (measured: ~2 ms of a
+    7.8 ms CNN step); a buffer is reused only by the next step, after this one is done."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def get(self, key: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        buf = self._buffers.get(key)
+        if buf is None or tuple(buf.shape) != tuple(shape) or buf.dtype != dtype or buf.device != device:
+            buf = torch.empty(shape, dtype=dtype, device=device)
+            self._buffers[key] = buf
+        return buf
+
+
+def _int_mm(a: torch.Tensor, b: torch.Tensor, ws: Workspace | None, key: str) -> torch.Tensor:
+    if ws is None:
+        return torch._int_mm(a, b)
+    return torch._int_mm(a, b, out=ws.get(key, (a.shape[0], b.shape[1]), torch.int32, a.device))
+
+
+def int8_product(a: torch.Tensor | Split, b: torch.Tensor | Split, a_bits: int, b_bits: int,
+                 ws: Workspace | None = None, key: str = "") -> torch.Tensor:
     """a @ b exactly with int8 operands and int32 accumulation (torch._int_mm, VNNI on CPU).
 
     Operands of <= 7 bits are int8; one operand may have up to 13 bits as integer-valued
-    float32 and is split as 128·hi + lo. Integer sums are exact as long as no accumulator
+    float32 (or already a `Split`) and is split as 128·hi + lo. Integer sums are exact as long as no accumulator
     passes 2^31 (`check_int8_product`); the halves are combined in int32 when the whole
     product's bound K·(2^a-1)·(2^b-1) fits it, else in float64. Returns int32 or float64.
     """
-    k = a.shape[-1]
     if a_bits <= INT8_BITS and b_bits <= INT8_BITS:
-        return torch._int_mm(a.to(torch.int8), b.to(torch.int8))
+        if isinstance(a, Split) or isinstance(b, Split):
+            raise ExactnessBoundError("a split operand must have more than 7 bits")
+        return _int_mm(a.to(torch.int8), b.to(torch.int8), ws, key)
     if a_bits > INT8_BITS:
-        hi, lo = split_int8(a)
-        r_hi, r_lo = torch._int_mm(hi, b.to(torch.int8)), torch._int_mm(lo, b.to(torch.int8))
+        sa = a if isinstance(a, Split) else split_int8(a)
+        if isinstance(b, Split):
+            raise ExactnessBoundError("only one operand may be split")
+        b8 = b.to(torch.int8)
+        k = b8.shape[0]
+        r_hi, r_lo = _int_mm(sa.hi, b8, ws, key + "hi"), _int_mm(sa.lo, b8, ws, key + "lo")
     else:
-        hi, lo = split_int8(b)
-        r_hi, r_lo = torch._int_mm(a.to(torch.int8), hi), torch._int_mm(a.to(torch.int8), lo)
+        sb = b if isinstance(b, Split) else split_int8(b)
+        if isinstance(a, Split):
+            raise ExactnessBoundError("only one operand may be split")
+        a8 = a.to(torch.int8)
+        k = a8.shape[-1]
+        r_hi, r_lo = _int_mm(a8, sb.hi, ws, key + "hi"), _int_mm(a8, sb.lo, ws, key + "lo")
     if k * max_mantissa(a_bits) * max_mantissa(b_bits) <= INT32_MAX:
         return r_hi.mul_(1 << INT8_BITS).add_(r_lo)
     return r_hi.to(torch.float64).mul_(1 << INT8_BITS).add_(r_lo)
