@@ -16,7 +16,8 @@ from gensyn_node.db import keys
 from gensyn_node.db.kv import KVStore
 from gensyn_node.keyring import Keypair
 from runtime.block import Block, Header
-from runtime.executive import BlockBuilder, ExecutedBlock
+from runtime.crypto import verify_signature
+from runtime.executive import BlockBuilder, ExecutedBlock, Verifier
 from runtime.transaction_validity import InvalidTransaction, TransactionValidityError
 from runtime.trie import Trie
 
@@ -51,9 +52,10 @@ def record_signing(kv: KVStore, session_key: bytes, slot: int) -> None:
 
 
 def author_block(state: Trie, parent: Header, slot: int, slot_ms: int, author: bytes, key: Keypair,
-                 kv: KVStore, candidates: Iterable[tuple[bytes, bytes]], max_extrinsics: int = 5000) -> AuthoredBlock:
+                 kv: KVStore, candidates: Iterable[tuple[bytes, bytes]], max_extrinsics: int = 5000,
+                 verify: Verifier = verify_signature) -> AuthoredBlock:
     """Build and seal the block of `slot` on `parent` from `candidates` ((hash, bytes), best first)."""
-    builder = BlockBuilder(state, parent, slot, author, slot * slot_ms)
+    builder = BlockBuilder(state, parent, slot, author, slot * slot_ms, verify)
     invalid: list[tuple[bytes, str]] = []
     count = 0
     for tx_hash, data in candidates:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from gensyn_node.chain_db import ChainStore
 from runtime.block import Block, Header
-from runtime.executive import ExecutedBlock, InvalidBlock, execute_block
+from runtime.crypto import verify_signature
+from runtime.executive import ExecutedBlock, InvalidBlock, Verifier, execute_block
 from runtime.trie import Trie
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class ImportResult:
 
 
 def import_block(store: ChainStore, block: Block, *, seal_check: SealCheck | None = None,
-                 executed: ExecutedBlock | None = None) -> ImportResult:
+                 executed: ExecutedBlock | None = None, verify: Verifier = verify_signature) -> ImportResult:
     """Verify and commit `block`; raise BlockImportError with the reason if it is invalid."""
     started = time.perf_counter()
     header = block.header
@@ -76,7 +77,7 @@ def import_block(store: ChainStore, block: Block, *, seal_check: SealCheck | Non
         if seal_check is not None:
             seal_check(header, parent, parent_state)
         if executed is None or executed.state_root != header.state_root:
-            executed = execute_block(parent_state, block)
+            executed = execute_block(parent_state, block, verify)
     except InvalidBlock as exc:
         raise BlockImportError(f"invalid block #{header.number}: {exc}") from None
     best = store.best_header()

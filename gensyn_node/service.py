@@ -28,6 +28,7 @@ from gensyn_node.chain_spec import ChainSpec
 from gensyn_node.keyring import Keypair
 from gensyn_node.metrics import NodeMetrics
 from gensyn_node.rpc.server import RpcConfig
+from gensyn_node.sigcache import SignatureCache
 from gensyn_node.txpool import TxPool
 from runtime.block import Block, Header
 from runtime.codec import canonical
@@ -70,6 +71,7 @@ class Node:
         except BaseException:
             self.store.close()
             raise
+        self.verify = SignatureCache()
         self.pool = TxPool(self._validate_for_pool, blake2_256, max_count=config.pool_max_count, clock=clock)
         self.metrics = NodeMetrics()
         self.seal_check = make_seal_check(self.slot_ms, lambda: int(self.clock() * 1000))
@@ -92,7 +94,7 @@ class Node:
 
     def _validate_for_pool(self, data: bytes, _at: Any) -> ValidTransaction:
         best, state = self.best_state()
-        valid, _xt = validate_transaction(OverlayState(state.get, state.iter_prefix), best, data)
+        valid, _xt = validate_transaction(OverlayState(state.get, state.iter_prefix), best, data, self.verify)
         return valid
 
     # --- transactions ------------------------------------------------------------------------
@@ -110,7 +112,8 @@ class Node:
         """The node's one entry for new blocks (its own, and later gossip and sync)."""
         previous_best = self.store.best_hash
         with self.metrics.import_seconds.time():
-            result = import_block(self.store, block, seal_check=self.seal_check, executed=executed)
+            result = import_block(self.store, block, seal_check=self.seal_check, executed=executed,
+                                  verify=self.verify)
         if result.status.value == "best":
             self._on_new_best(block, previous_best, result)
         return result
@@ -177,7 +180,7 @@ class Node:
         candidates = ((tx.hash, tx.data) for tx in self.pool.ready())
         try:
             authored = author_block(state, parent, slot, self.slot_ms, author, key, self.store.kv, candidates,
-                                    self.config.max_block_extrinsics)
+                                    self.config.max_block_extrinsics, self.verify)
         except DoubleSignRefused as exc:
             log.warning("authoring skipped slot=%d reason=%s", slot, exc)
             return None

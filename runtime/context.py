@@ -4,9 +4,11 @@ number, author and phase, and the block's events."""
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from runtime.codec.scale import Enum
+from runtime.crypto import verify_signature
 from runtime.params import ChainParameters
 from runtime.storage import OverlayState
 
@@ -35,6 +37,7 @@ class BlockContext:
         "slot",
         "state",
         "timestamp",
+        "verify",
         "weight_used",
     )
 
@@ -53,6 +56,9 @@ class BlockContext:
         self.length_used = 0
         self.extra: dict[str, Any] = {}
         self._event_marks: list[int] = []
+        # The signature check (scheme, public, message, signature) -> bool; the node may inject a
+        # memoizing one: the result is a pure function of its inputs.
+        self.verify: Callable[[str, bytes, bytes, bytes], bool] = verify_signature
 
     # A transactional layer covers storage and events alike (Substrate's events are storage).
 

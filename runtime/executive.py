@@ -14,6 +14,7 @@ block that contains it is rejected whole.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,8 @@ from runtime.codec.errors import CodecError
 from runtime.codec.scale import encode_compact
 from runtime.context import PHASE_FINALIZATION, BlockContext, phase_apply_extrinsic
 from runtime.crypto import verify_signature
+
+Verifier = Callable[[str, bytes, bytes, bytes], bool]
 from runtime.extrinsic import Extrinsic, decode_extrinsic, signing_payload
 from runtime.frame import NONE, DispatchError, signed
 from runtime.hashing import blake2_256
@@ -127,7 +130,7 @@ def _check_signed(runtime: Runtime, ctx: BlockContext, xt: Extrinsic) -> tuple[i
     genesis_hash = block_hash_at(ctx, 0)
     payload = signing_payload(xt.call_bytes, xt.era_bytes, xt.nonce, xt.tip, runtime.spec_version,
                               runtime.version["transaction_version"], genesis_hash or bytes(32), era_hash)
-    if not verify_signature(xt.scheme, xt.signer, payload, xt.signature):  # type: ignore[arg-type]
+    if not ctx.verify(xt.scheme, xt.signer, payload, xt.signature):  # type: ignore[arg-type]
         raise InvalidTransaction(
             "BadProof", "bad signature (or signed for another chain, spec version, transaction version or era)")
     call = runtime.get_call(xt.call)
@@ -138,7 +141,8 @@ def _check_signed(runtime: Runtime, ctx: BlockContext, xt: Extrinsic) -> tuple[i
     return weight, fee, call
 
 
-def validate_transaction(state: OverlayState, best: Header, raw: bytes) -> tuple[ValidTransaction, Extrinsic]:
+def validate_transaction(state: OverlayState, best: Header, raw: bytes,
+                         verify: Verifier = verify_signature) -> tuple[ValidTransaction, Extrinsic]:
     """Check a transaction against the state after `best` (for the pool); raises
     InvalidTransaction with a reason. Nothing is written to `state`."""
     runtime = get_next_block_runtime(state)
@@ -151,6 +155,7 @@ def validate_transaction(state: OverlayState, best: Header, raw: bytes) -> tuple
     if (runtime.pallets_by_index[xt.call[0]].name, xt.call[1]) in INHERENT_CALLS:
         raise InvalidTransaction("Call", "inherents may not be signed")
     ctx = BlockContext(state, get_params(state), best.number + 1, best.hash)
+    ctx.verify = verify
     weight, fee, _call = _check_signed(runtime, ctx, xt)
     account = get_account(state, xt.signer)  # type: ignore[arg-type]
     if xt.nonce < account.nonce:
@@ -239,7 +244,7 @@ class ExecutedBlock:
     outcomes: tuple[ApplyOutcome, ...]
 
 
-def execute_block(trie: Trie, block: Block) -> ExecutedBlock:
+def execute_block(trie: Trie, block: Block, verify: Verifier = verify_signature) -> ExecutedBlock:
     """Re-execute `block` on the state `trie` (its parent's) and verify its roots; raises
     InvalidBlock with the reason. Nothing is written anywhere: the caller commits the result."""
     header = block.header
@@ -248,6 +253,7 @@ def execute_block(trie: Trie, block: Block) -> ExecutedBlock:
     state = OverlayState(trie.get, trie.iter_prefix)
     try:
         runtime, ctx = initialize_block(state, header)
+        ctx.verify = verify
         outcomes = []
         for index, raw in enumerate(block.extrinsics):
             try:
@@ -272,11 +278,13 @@ class BlockBuilder:
     """Builds a block on `parent` (the author's path): inherents first, then transactions one by
     one; a transaction that turns out invalid is rolled back and reported, not included."""
 
-    def __init__(self, trie: Trie, parent: Header, slot: int, author: bytes, timestamp_ms: int):
+    def __init__(self, trie: Trie, parent: Header, slot: int, author: bytes, timestamp_ms: int,
+                 verify: Verifier = verify_signature):
         self.trie = trie
         self.state = OverlayState(trie.get, trie.iter_prefix)
         self.header = Header(parent.hash, parent.number + 1, bytes(32), bytes(32), (pre_runtime_digest(slot, author),))
         self.runtime, self.ctx = initialize_block(self.state, self.header)
+        self.ctx.verify = verify
         self.extrinsics: list[bytes] = []
         from runtime.extrinsic import encode_unsigned
 
