@@ -201,6 +201,8 @@ class Node:
                 self.try_author(slot)
             except BlockImportError as exc:
                 log.error("own block rejected slot=%d reason=%s", slot, exc.reason)
+            except Exception:  # an edge: one slot's failure must not stop the validator
+                log.exception("authoring failed slot=%d", slot)
             next_start = (slot + 1) * self.slot_ms
             await trio.sleep(max(0.0, (next_start - self.clock() * 1000) / 1000))
 
