@@ -39,6 +39,8 @@ MultiAddress = Enum(
         Variant("Address32", 3, [(None, FixedBytes(32))]),
         Variant("Address20", 4, [(None, FixedBytes(20))]),
     ],
+    # Substrate's MultiAddress<AccountId, AccountIndex>: clients read the account type from it.
+    params=(("AccountId", AccountId), ("AccountIndex", u32)),
 )
 
 MultiSignature = Enum(
