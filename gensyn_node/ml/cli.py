@@ -89,6 +89,9 @@ def _job_from_json(data: dict):
 def _setup_torch(threads: int | None, device: str):
     import torch
 
+    from gensyn_node.ml.tuning import configure_allocator
+
+    configure_allocator()
     if threads is not None:
         if threads < 1:
             raise CliError("--threads must be at least 1")

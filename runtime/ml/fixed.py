@@ -107,36 +107,6 @@ def has_int8_matmul() -> bool:
     return hasattr(torch, "_int_mm")
 
 
-@dataclass(frozen=True, slots=True)
-class Split:
-    """An operand of up to 13 bits as two int8 halves: value = 128·hi + lo."""
-
-    hi: torch.Tensor
-    lo: torch.Tensor
-
-    def t(self) -> Split:
-        return Split(self.hi.t(), self.lo.t())
-
-
-def split_int8(t: torch.Tensor) -> Split:
-    """t = 128·hi + lo for integer-valued float32 t with |t| <= 2^13 - 1: hi = round(t/128)
-    (|hi| <= 64), lo = t - 128·hi (|lo| <= 64), both exact and both int8."""
-    hi = torch.mul(t, pow2(-INT8_BITS)).round_()
-    lo = torch.add(t, hi, alpha=-(1 << INT8_BITS))
-    return Split(hi.to(torch.int8), lo.to(torch.int8))
-
-
-def check_int8_product(k: int, a_bits: int, b_bits: int) -> None:
-    """Raises ExactnessBoundError unless `int8_product` can run this product exactly."""
-    if min(a_bits, b_bits) > INT8_BITS or max(a_bits, b_bits) > SPLIT_MAX_BITS:
-        raise ExactnessBoundError(f"{a_bits}x{b_bits}-bit operands do not fit int8 products")
-    high = max(a_bits, b_bits)
-    # the larger operand's halves: |hi| <= 2^(h-7), |lo| <= 64
-    part = max(1 << (high - INT8_BITS), 64) if high > INT8_BITS else max_mantissa(high)
-    if k * part * max_mantissa(INT8_BITS) > INT32_MAX:
-        raise ExactnessBoundError(f"inner dimension {k} overflows int32 accumulators")
-
-
 class Workspace:
     """Reusable output buffers of one layer, by name. Large temporaries freed and re-allocated
     every step make glibc return them to the OS and fault them back in (measured: ~2 ms of a
@@ -151,6 +121,41 @@ class Workspace:
             buf = torch.empty(shape, dtype=dtype, device=device)
             self._buffers[key] = buf
         return buf
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """An operand of up to 13 bits as two int8 halves: value = 128·hi + lo."""
+
+    hi: torch.Tensor
+    lo: torch.Tensor
+
+    def t(self) -> Split:
+        return Split(self.hi.t(), self.lo.t())
+
+
+def split_int8(t: torch.Tensor, ws: Workspace | None = None, key: str = "split") -> Split:
+    """t = 128·hi + lo for integer-valued float32 t with |t| <= 2^13 - 1: hi = round(t/128)
+    (|hi| <= 64), lo = t - 128·hi (|lo| <= 64), both exact and both int8."""
+    if ws is None:
+        hi = torch.mul(t, pow2(-INT8_BITS)).round_()
+        lo = torch.add(t, hi, alpha=-(1 << INT8_BITS))
+        return Split(hi.to(torch.int8), lo.to(torch.int8))
+    shape, dev = tuple(t.shape), t.device
+    hi = torch.mul(t, pow2(-INT8_BITS), out=ws.get(key + ".hf", shape, torch.float32, dev)).round_()
+    lo = torch.add(t, hi, alpha=-(1 << INT8_BITS), out=ws.get(key + ".lf", shape, torch.float32, dev))
+    return Split(ws.get(key + ".h8", shape, torch.int8, dev).copy_(hi), ws.get(key + ".l8", shape, torch.int8, dev).copy_(lo))
+
+
+def check_int8_product(k: int, a_bits: int, b_bits: int) -> None:
+    """Raises ExactnessBoundError unless `int8_product` can run this product exactly."""
+    if min(a_bits, b_bits) > INT8_BITS or max(a_bits, b_bits) > SPLIT_MAX_BITS:
+        raise ExactnessBoundError(f"{a_bits}x{b_bits}-bit operands do not fit int8 products")
+    high = max(a_bits, b_bits)
+    # the larger operand's halves: |hi| <= 2^(h-7), |lo| <= 64
+    part = max(1 << (high - INT8_BITS), 64) if high > INT8_BITS else max_mantissa(high)
+    if k * part * max_mantissa(INT8_BITS) > INT32_MAX:
+        raise ExactnessBoundError(f"inner dimension {k} overflows int32 accumulators")
 
 
 def _int_mm(a: torch.Tensor, b: torch.Tensor, ws: Workspace | None, key: str) -> torch.Tensor:

@@ -91,10 +91,10 @@ class Product:
         return exact_matmul(a.to(torch.float32), b.to(torch.float32), self.chunk)
 
 
-def grad_operand(gm: torch.Tensor, bits: int, backend: str) -> torch.Tensor | Split:
+def grad_operand(gm: torch.Tensor, bits: int, backend: str, ws: Workspace | None = None) -> torch.Tensor | Split:
     """A gradient as a product operand: split once into int8 halves on the int8 backend (and
     shared by the weight-gradient and input-gradient products)."""
-    return split_int8(gm) if backend == INT8 and bits > INT8_BITS else gm
+    return split_int8(gm, ws) if backend == INT8 and bits > INT8_BITS else gm
 
 
 def sum_rows(gm: torch.Tensor, groups: int) -> torch.Tensor:
@@ -259,7 +259,7 @@ class ConvLayer:
             raise ExactnessBoundError("a forward-only network has no backward pass")
         gq = requantize(g, self.bits.grad)
         g2 = gq.m.reshape(-1, self.cout)
-        ga = grad_operand(g2, self.bits.grad, self.backend)
+        ga = grad_operand(g2, self.bits.grad, self.backend, self.ws)
         k = self.k
         dw = self.dw.run(ga.t(), cols).view(self.cout, k, k, self.cin).permute(0, 3, 1, 2)
         db = sum_rows(g2, in_shape[0])  # per sample: L·(2^g - 1) <= 2^24

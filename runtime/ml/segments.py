@@ -27,7 +27,7 @@ from runtime.ml.data import (
     verify_merkle_proof,
     verify_proven_batch,
 )
-from runtime.ml.engine import StepMetrics, apply_train_step_, init_state
+from runtime.ml.engine import StepMetrics, apply_train_step_, build_network, init_state
 from runtime.ml.errors import BatchMismatchError, StepRangeError
 from runtime.ml.job import TrainingJob, validate_job
 from runtime.ml.models import get_model
@@ -56,8 +56,9 @@ def _validate_dataset(job: TrainingJob, dataset: Dataset) -> None:
 
 
 def run_segment(state: TrainState, job: TrainingJob, dataset: Dataset, first_step: int, n_steps: int,
-                on_step: StepCallback | None = None) -> TrainState:
-    """Steps first_step .. first_step+n_steps-1 of `job` from `state`; returns a new state."""
+                on_step: StepCallback | None = None, backend: str | None = None) -> TrainState:
+    """Steps first_step .. first_step+n_steps-1 of `job` from `state`; returns a new state.
+    `backend` forces the product backend (default: the device's); it never changes the bits."""
     validate_job(job)
     _validate_dataset(job, dataset)
     if state.model.model_id != job.model_id:
@@ -68,9 +69,10 @@ def run_segment(state: TrainState, job: TrainingJob, dataset: Dataset, first_ste
         raise StepRangeError(f"steps {first_step}..{first_step + n_steps} outside the job's {job.steps}")
     out = state.clone()
     device = out.params.device
+    net = None if backend is None else build_network(out.model, job.hyper.batch_size, backend)
     for step in range(first_step, first_step + n_steps):
         images, labels = get_batch(dataset, job.seed, step, job.hyper.batch_size)
-        metrics = apply_train_step_(out, images.to(device), labels.to(device), job.hyper)
+        metrics = apply_train_step_(out, images.to(device), labels.to(device), job.hyper, net)
         if on_step is not None:
             on_step(step, metrics)
     return out

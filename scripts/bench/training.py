@@ -6,7 +6,8 @@ of the other, each timed on its own, so background load falls on both alike. Bat
 timed apart and counted in neither. The exact run is then repeated with the other thread count
 to compare final hashes. Prints one JSON object per model.
 
-    .venv/bin/python scripts/bench/training.py [--models mlp,cnn] [--mlp-epochs 4] [--cnn-epochs 2]
+    .venv/bin/python scripts/bench/training.py [--models mlp,cnn] [--mlp-epochs 5] [--cnn-epochs 2]
+        [--threads 1] [--lr 0.02] [--default-allocator]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 import torch
 
 from gensyn_node.ml.datasets import load_mnist
+from gensyn_node.ml.tuning import configure_allocator
 from runtime.hashing import blake2_256
 from runtime.ml.data import get_batch
 from runtime.ml.engine import apply_train_step_, compute_accuracy, get_backend
@@ -109,16 +111,21 @@ def bench_model(name: str, epochs: float, splits, threads: int, seed: str, lr: f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="mlp,cnn")
-    parser.add_argument("--mlp-epochs", type=float, default=4.0)
+    parser.add_argument("--mlp-epochs", type=float, default=5.0)
     parser.add_argument("--cnn-epochs", type=float, default=2.0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the timed run")
     parser.add_argument("--seed", default="bench")
-    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--lr", type=float, default=0.02)
+    parser.add_argument("--default-allocator", action="store_true",
+                        help="leave glibc malloc's thresholds alone (see gensyn_node/ml/tuning.py)")
     args = parser.parse_args()
+    allocator = "glibc default" if args.default_allocator or not configure_allocator() else "glibc tuned"
     splits = load_mnist()
     for name in args.models.split(","):
         epochs = args.mlp_epochs if name == "mlp" else args.cnn_epochs
-        print(json.dumps(bench_model(name, epochs, splits, args.threads, args.seed, args.lr)), flush=True)
+        result = bench_model(name, epochs, splits, args.threads, args.seed, args.lr)
+        result["allocator"] = allocator
+        print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
