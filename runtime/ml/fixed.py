@@ -242,14 +242,3 @@ def exact_matmul(a: torch.Tensor, b: torch.Tensor, chunk: int, reverse_chunks: b
     if reverse_chunks:
         parts = parts.flip(-3)
     return parts.sum(-3, dtype=torch.float64)
-
-
-def exact_batched_sum_matmul(a: torch.Tensor, b: torch.Tensor, chunk: int) -> torch.Tensor:
-    """sum over the leading batch dim of a[i] @ b[i], exact: (B, M, K) x (B, K, N) -> (M, N) float64.
-
-    Each per-sample product is run as planned by `plan_chunk(K, ..., batch=B)`; the per-sample
-    (and per-chunk) results are integers summed in float64, exact by the plan's 2^53 check.
-    """
-    if chunk == 0:
-        return torch.einsum("bmk,bkn->mn", a.to(torch.float64), b.to(torch.float64))
-    return exact_matmul(a, b, chunk).sum(0, dtype=torch.float64)

@@ -31,7 +31,7 @@ from runtime.ml.engine import StepMetrics, apply_train_step_, build_network, ini
 from runtime.ml.errors import BatchMismatchError, StepRangeError
 from runtime.ml.job import TrainingJob, validate_job
 from runtime.ml.models import get_model
-from runtime.ml.state import TrainState, encode_state
+from runtime.ml.state import TrainState, decode_state_checked, encode_state
 
 StepCallback = Callable[[int, StepMetrics], None]
 
@@ -123,6 +123,17 @@ def run_checkpoint_segment(start: TrainState, job: TrainingJob, dataset: Dataset
     first = job.get_checkpoint_step(index)
     last = job.get_checkpoint_step(index + 1)
     return run_segment(start, job, dataset, first, last - first)
+
+
+def verify_segment(start: bytes, job: TrainingJob, dataset: Dataset, index: int, hashes: list[bytes]) -> bool:
+    """A verifier's check of segment `index`: the start bytes must hash to committed checkpoint
+    `index` (else StateHashMismatchError); returns whether re-running the segment ends on the
+    committed checkpoint index+1."""
+    if not 0 <= index < len(hashes) - 1:
+        raise StepRangeError(f"segment {index} outside 0..{len(hashes) - 2}")
+    state = decode_state_checked(start, hashes[index])
+    end = run_checkpoint_segment(state, job, dataset, index)
+    return blake2_256(encode_state(end)) == hashes[index + 1]
 
 
 def replay_step(pre_state: TrainState, batch: ProvenBatch, job: TrainingJob,

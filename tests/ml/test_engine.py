@@ -13,7 +13,7 @@ import torch
 
 from runtime.ml.data import build_proven_batch, compute_leaves, compute_merkle_levels, get_batch
 from runtime.ml.engine import apply_train_step_, build_network, compute_accuracy
-from runtime.ml.errors import BatchMismatchError, MerkleProofError, StepRangeError
+from runtime.ml.errors import BatchMismatchError, MerkleProofError, StateHashMismatchError, StepRangeError
 from runtime.ml.fixed import Fx
 from runtime.ml.layers import FLOAT, INT8, ConvLayer, LinearLayer, MaxPoolLayer
 from runtime.ml.models import get_model
@@ -25,6 +25,7 @@ from runtime.ml.segments import (
     replay_step,
     run_segment,
     verify_checkpoint_proof,
+    verify_segment,
 )
 from runtime.ml.state import compute_state_hash, decode_state
 
@@ -186,3 +187,15 @@ def test_training_learns_mnist(mnist, make_job):
     accuracy = compute_accuracy(state, mnist.test.images, mnist.test.labels)
     assert accuracy > 0.90, accuracy
     assert torch.isfinite(state.params).all()
+
+
+def test_verify_segment_accepts_the_run_and_rejects_a_forgery(subset, make_job):
+    job = make_job(subset, steps=6, every=3, batch_size=32)
+    checkpoints = list(iter_checkpoints(job, subset))
+    hashes = [c.state_hash for c in checkpoints]
+    assert verify_segment(checkpoints[1].data, job, subset, 1, hashes)
+    forged = list(hashes)
+    forged[2] = checkpoints[1].state_hash  # claims the segment changed nothing
+    assert not verify_segment(checkpoints[1].data, job, subset, 1, forged)
+    with pytest.raises(StateHashMismatchError):
+        verify_segment(checkpoints[0].data, job, subset, 1, hashes)
