@@ -160,12 +160,14 @@ def backward(net: Network, g: Fx, caches: list[list], grad: torch.Tensor) -> Non
 def write_on_grid(view: torch.Tensor, x: Fx) -> None:
     """view ← round(x · 2^32), x's value onto the master grid (float64).
 
-    Scaling by a power of two is exact; the float32 shortcut is taken only for float32 mantissas
-    (|m| <= 2^24) with an exponent far from float32's under- and overflow. Values already on the
-    grid (exponent >= -32) need no rounding.
+    Scaling by a power of two is exact; the one-pass form computes in float32 for float32 or
+    int32 mantissas, so it is taken only when they are known to be <= 2^24 and the exponent is
+    far from float32's under- and overflow. Values already on the grid (exponent >= -32) need
+    no rounding.
     """
     k = x.e + MASTER_FRAC_BITS
-    if x.m.dtype == torch.float64 or (x.m.dtype == torch.float32 and -100 < k < 100):
+    small = x.m.dtype == torch.float32 or (x.m.dtype == torch.int32 and x.bits is not None and x.bits <= 24)
+    if x.m.dtype == torch.float64 or (small and -100 < k < 100):
         torch.mul(x.m, pow2(k), out=view)
     else:
         view.copy_(x.m)

@@ -86,9 +86,14 @@ class Product:
             key: str = "") -> torch.Tensor:
         if self.backend == INT8:
             return int8_product(a, b, self.a_bits, self.b_bits, ws, key)
-        if isinstance(a, Split) or isinstance(b, Split):
-            raise ExactnessBoundError("split operands are for the int8 backend")
-        return exact_matmul(a.to(torch.float32), b.to(torch.float32), self.chunk)
+        return exact_matmul(_as_float32(a), _as_float32(b), self.chunk)
+
+
+def _as_float32(x: torch.Tensor | Split) -> torch.Tensor:
+    """An operand as integer-valued float32 (a split one rejoined: 128·hi + lo, exact)."""
+    if isinstance(x, Split):
+        return x.hi.to(torch.float32).mul_(1 << INT8_BITS).add_(x.lo.to(torch.float32))
+    return x.to(torch.float32)
 
 
 def grad_operand(gm: torch.Tensor, bits: int, backend: str, ws: Workspace | None = None) -> torch.Tensor | Split:
@@ -105,11 +110,15 @@ def sum_rows(gm: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 def plan_product(k: int, a_bits: int, b_bits: int, backend: str) -> Product:
-    """Checks the exactness bound of a product and returns its plan."""
+    """Checks the exactness bound of a product and returns its plan. An int8 product whose
+    int32 accumulators could overflow (a very long K) runs as an exact float product instead."""
     if backend == INT8:
-        check_int8_product(k, a_bits, b_bits)
-        return Product(k, a_bits, b_bits, backend, k)
-    return Product(k, a_bits, b_bits, backend, plan_chunk(k, a_bits, b_bits))
+        try:
+            check_int8_product(k, a_bits, b_bits)
+            return Product(k, a_bits, b_bits, backend, k)
+        except ExactnessBoundError:
+            pass
+    return Product(k, a_bits, b_bits, FLOAT, plan_chunk(k, a_bits, b_bits))
 
 
 def operand_dtype(backend: str) -> torch.dtype:
@@ -176,7 +185,7 @@ class LinearLayer:
         dx = None
         if need_dx:
             dx = requantize(Fx(self.dx.run(ga, wq.m), gq.e + wq.e), self.bits.grad)
-        return dx, [Fx(dw, gq.e + xq.e), Fx(db, gq.e)]
+        return dx, [Fx(dw, gq.e + xq.e, self.dw.bound.bit_length()), Fx(db, gq.e)]
 
 
 def im2col_nhwc(x: torch.Tensor, k: int, out: torch.Tensor | None = None) -> torch.Tensor:

@@ -7,7 +7,7 @@ timed apart and counted in neither. The exact run is then repeated with the othe
 to compare final hashes. Prints one JSON object per model.
 
     .venv/bin/python scripts/bench/training.py [--models mlp,cnn] [--mlp-epochs 5] [--cnn-epochs 2]
-        [--threads 1] [--lr 0.02] [--default-allocator]
+        [--threads 1] [--mlp-lr 0.02] [--cnn-lr 0.05] [--default-allocator]
 """
 
 from __future__ import annotations
@@ -115,7 +115,8 @@ def main() -> None:
     parser.add_argument("--cnn-epochs", type=float, default=2.0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the timed run")
     parser.add_argument("--seed", default="bench")
-    parser.add_argument("--lr", type=float, default=0.02)
+    parser.add_argument("--mlp-lr", type=float, default=0.02)
+    parser.add_argument("--cnn-lr", type=float, default=0.05)
     parser.add_argument("--default-allocator", action="store_true",
                         help="leave glibc malloc's thresholds alone (see gensyn_node/ml/tuning.py)")
     args = parser.parse_args()
@@ -123,7 +124,8 @@ def main() -> None:
     splits = load_mnist()
     for name in args.models.split(","):
         epochs = args.mlp_epochs if name == "mlp" else args.cnn_epochs
-        result = bench_model(name, epochs, splits, args.threads, args.seed, args.lr)
+        lr = args.mlp_lr if name == "mlp" else args.cnn_lr
+        result = bench_model(name, epochs, splits, args.threads, args.seed, lr)
         result["allocator"] = allocator
         print(json.dumps(result), flush=True)
 

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from runtime.ml.data import build_proven_batch, compute_leaves, compute_merkle_levels, get_batch
-from runtime.ml.engine import apply_train_step_, build_network, compute_accuracy
+from runtime.ml.engine import apply_train_step_, build_network, compute_accuracy, init_state
 from runtime.ml.errors import BatchMismatchError, MerkleProofError, StateHashMismatchError, StepRangeError
 from runtime.ml.fixed import Fx
+from runtime.ml.job import HyperParams
 from runtime.ml.layers import FLOAT, INT8, ConvLayer, LinearLayer, MaxPoolLayer
 from runtime.ml.models import get_model
 from runtime.ml.segments import (
@@ -199,3 +200,21 @@ def test_verify_segment_accepts_the_run_and_rejects_a_forgery(subset, make_job):
     assert not verify_segment(checkpoints[1].data, job, subset, 1, forged)
     with pytest.raises(StateHashMismatchError):
         verify_segment(checkpoints[0].data, job, subset, 1, hashes)
+
+
+@pytest.mark.parametrize("model,batch", [("mlp", 1), ("mlp", 1024), ("cnn", 2), ("cnn", 1024)])
+def test_backends_agree_at_extreme_batch_sizes(model, batch):
+    """Batch 1 (K = 1 products) and 1024 (a conv weight gradient over 589,824 positions, too
+    long for int32 accumulators, so it runs as an exact float product) on both backends."""
+    spec = get_model(model)
+    gen = torch.Generator().manual_seed(batch)
+    images = torch.randint(0, 256, (batch, 28, 28), generator=gen, dtype=torch.uint8)
+    labels = torch.randint(0, 10, (batch,), generator=gen)
+    hyper = HyperParams(batch_size=batch)
+    hashes = set()
+    for backend in (INT8, FLOAT):
+        state = init_state(spec, b"\x02" * 32)
+        for _ in range(2):
+            apply_train_step_(state, images, labels, hyper, build_network(spec, batch, backend))
+        hashes.add(compute_state_hash(state))
+    assert len(hashes) == 1

@@ -29,7 +29,7 @@ def _worst_case(shape: tuple[int, ...], bits: int, gen: torch.Generator) -> torc
 
 
 @pytest.mark.parametrize("spec", [MLP, CNN], ids=["mlp", "cnn"])
-@pytest.mark.parametrize("batch", [32, 64, 128])
+@pytest.mark.parametrize("batch", [32, 64, 128, 1024])
 @pytest.mark.parametrize("backend", [INT8, FLOAT])
 def test_exactness_bound_per_layer(spec, batch, backend):
     """Every product of every layer: on int8, every int32 accumulator (each half of a split
@@ -41,7 +41,7 @@ def test_exactness_bound_per_layer(spec, batch, backend):
     assert len(gemm_layers) == (2 if spec is MLP else 3)
     for layer in gemm_layers:
         for p in (layer.fwd, layer.dw, layer.dx):
-            if backend == INT8:
+            if p.backend == INT8:
                 high, low = max(p.a_bits, p.b_bits), min(p.a_bits, p.b_bits)
                 assert low <= 7
                 halves = max(2 ** (high - 7), 64) if high > 7 else 2**high - 1
@@ -52,7 +52,9 @@ def test_exactness_bound_per_layer(spec, batch, backend):
         limit = F32_EXACT if layer.out_dtype == torch.float32 else F64_EXACT
         assert layer.fwd.bound + layer.bias_bound < limit
         if isinstance(layer, ConvLayer):
-            assert layer.k**2 * layer.dx.bound < (2**31 if backend == INT8 else F64_EXACT)
+            assert layer.k**2 * layer.dx.bound < (2**31 if layer.dx.backend == INT8 else F64_EXACT)
+    if backend == INT8 and spec is CNN and batch == 1024:
+        assert gemm_layers[0].dw.backend == FLOAT  # 589,824 terms would overflow int32
 
 
 def test_layer_bound_figures():
