@@ -1,0 +1,99 @@
+"""polkadot.js (@polkadot/api, pinned in tests/clients/polkadot/package.json), unchanged, against a
+real node process: connect, read a balance, sign and send a transfer with `signAndSend`, see it
+finalized. The JavaScript side is tests/clients/polkadot/transfer.mjs; it prints one JSON object.
+
+On a fresh clone the test installs the pinned packages itself (`npm ci`, from the committed
+package-lock.json) into tests/clients/polkadot/node_modules, which git ignores.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gensyn_node.chain_spec import dev_spec
+from runtime.hashing import blake2_256
+from tests.integration.nodeproc import NodeProcess
+
+HERE = Path(__file__).resolve().parent / "polkadot"
+NPM_CI_TIMEOUT_S = 600
+SCRIPT_TIMEOUT_S = 120
+AMOUNT = 2 * 10**12
+
+pytestmark = pytest.mark.skipif(shutil.which("node") is None or shutil.which("npm") is None,
+                                reason="node.js and npm are needed for the polkadot.js client test")
+
+
+def install_packages() -> None:
+    """`npm ci` once, when node_modules is missing (a fresh clone, CI)."""
+    if (HERE / "node_modules" / "@polkadot" / "api").is_dir():
+        return
+    done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=HERE, capture_output=True, text=True,
+                          timeout=NPM_CI_TIMEOUT_S, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"npm ci failed in {HERE}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    install_packages()
+    proc = NodeProcess(tmp_path_factory.mktemp("polkadot") / "alice").start()
+    yield proc
+    proc.stop()
+
+
+def run_script(node: NodeProcess, *args: str) -> dict:
+    done = subprocess.run(["node", "transfer.mjs", f"ws://127.0.0.1:{node.rpc_port}", *args], cwd=HERE,
+                          capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"no JSON from transfer.mjs (exit {done.returncode}):\n{done.stdout}\n{done.stderr}"
+    report = json.loads(lines[-1])
+    assert "error" not in report, report["error"]
+    assert done.returncode == 0, done.stderr
+    return report
+
+
+def test_polkadot_js_transfer_is_signed_sent_and_finalized(node):
+    report = run_script(node, str(AMOUNT))
+    assert report["chain"] == "Development" and report["specName"] == "gensyn-node"
+    assert report["ss58Format"] == 42
+    assert int(report["existentialDeposit"]) == dev_spec().params.existential_deposit
+    assert int(report["aliceBefore"]) > AMOUNT
+    assert report["statuses"][0] == "Ready" and report["statuses"][-1] == "Finalized"
+    assert report["dispatchError"] is None
+    assert "balances.Transfer" in report["events"] and report["events"][-1] == "system.ExtrinsicSuccess"
+    assert int(report["bobAfter"]) - int(report["bobBefore"]) == AMOUNT
+
+
+def test_polkadot_js_block_holds_the_transfer_as_sent(node):
+    """A second transfer, nonce from the node's pool-aware `system_accountNextIndex`: the
+    finalized block's body holds the very bytes polkadot.js signed (its hash is the tx hash)."""
+    report = run_script(node, str(AMOUNT), "--next-nonce")
+    assert report["nonce"] >= 1 and report["statuses"][-1] == "Finalized"
+    block = httpx.post(node.url, json={"jsonrpc": "2.0", "id": 1, "method": "chain_getBlock",
+                                       "params": [report["blockHash"]]}).json()["result"]["block"]
+    hashes = ["0x" + blake2_256(bytes.fromhex(x[2:])).hex() for x in block["extrinsics"]]
+    assert report["txHash"] in hashes
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: System.Account is declared without a default (runtime/pallets/system/storage.py), so metadata "
+    "says Optional where Substrate's is a ValueQuery; polkadot.js's default nonce (derive.balances.account "
+    "reads `nonce` off the value) is then always 0 and every second transaction of an account is Stale. "
+    "Fix: StorageMap('Account', ..., AccountInfo, default=<zero AccountInfo, flags 1<<127>)"))
+def test_polkadot_js_default_nonce_after_a_first_transfer(node):
+    run_script(node, str(AMOUNT))  # Alice has sent before in this module
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: runtime/version.py names runtime APIs by blake2_256(name)[:8]; Substrate's id is blake2b with an "
+    "8-byte digest (Core = 0xdf6acb689907609b), so polkadot.js sees none of our runtime APIs: no api.call.*, "
+    "tx.paymentInfo fails, metadata comes from state_getMetadata. Fix: hashlib.blake2b(name, digest_size=8)"))
+def test_polkadot_js_payment_info(node):
+    report = run_script(node, str(AMOUNT), "--next-nonce", "--payment-info")
+    assert int(report["partialFee"]) > 0
