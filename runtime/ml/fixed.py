@@ -1,8 +1,8 @@
 """Fixed-point primitives of the exact engine: grids, rounding, and exact matrix products.
 
 Every value the engine computes is an integer mantissa times a power of two. Tensors hold the
-integer mantissas (in float32 or float64, where integers are exact up to 2^24 and 2^53) and a
-Python int holds the exponent; that pair is an `Fx`. Rounding back onto a grid is done in place
+integer mantissas (int8, int32, or float32/float64, where integers are exact up to 2^24 and
+2^53) and a Python int holds the exponent; that pair is an `Fx`. Rounding back onto a grid is done in place
 with round-half-even (`t.mul_(2^-s).round_()`), because out-of-place rounding costs 5x.
 
 The exactness rule (DESIGN.md §9): a matrix product of mantissas bounded by 2^a and 2^b over an
@@ -12,6 +12,12 @@ does not depend on the order of its terms, so BLAS blocking, thread count, vecto
 give the same bits. When K is too large the product is split into chunks of K that each satisfy
 the bound, the chunks run as one batched float32 product, and the chunk results are added in
 float64, exact because K · 2^a · 2^b <= 2^53.
+
+On CPU the same products run faster as integer arithmetic (`int8_product`): operands of at most
+7 bits are int8, torch._int_mm multiplies them with int32 accumulators (VNNI instructions, ~7x a
+float32 GEMM here), and the result is exact while every accumulator stays below 2^31. A 10-bit
+gradient is split into two int8 halves (128·hi + lo) and the two products are recombined. Both
+routes compute the same integers, so they give the same bits (tests/ml check both).
 """
 
 from __future__ import annotations
