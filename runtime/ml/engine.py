@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from runtime.ml.errors import ExactnessBoundError, HyperParameterError
+from runtime.ml.errors import BatchMismatchError, ExactnessBoundError, HyperParameterError
 from runtime.ml.fixed import Fx, has_int8_matmul, pow2
 from runtime.ml.job import HYPER_FRAC_BITS, HyperParams, validate_hyper
 from runtime.ml.layers import (
@@ -193,6 +193,18 @@ def apply_sgd_(state: TrainState, grad: torch.Tensor, hyper: HyperParams) -> Non
     w.sub_(m, alpha=hyper.lr_q16 * scale).round_().clamp_(-MASTER_BOUND, MASTER_BOUND)
 
 
+def validate_batch(spec: ModelSpec, images: torch.Tensor, labels: torch.Tensor) -> None:
+    """Verify that a batch is uint8 images of the model's input size with labels in range."""
+    if images.dtype != torch.uint8 or images[0].numel() != math.prod(spec.input_shape):
+        raise BatchMismatchError(f"images must be uint8 of {spec.input_shape}, got {images.dtype} "
+                                 f"{tuple(images.shape)}")
+    if labels.dtype != torch.int64 or tuple(labels.shape) != (images.shape[0],):
+        raise BatchMismatchError(f"labels must be int64 of shape ({images.shape[0]},)")
+    lo, hi = torch.aminmax(labels)
+    if int(lo) < 0 or int(hi) >= spec.n_classes:
+        raise BatchMismatchError(f"labels outside 0..{spec.n_classes - 1}")
+
+
 def apply_train_step_(state: TrainState, images: torch.Tensor, labels: torch.Tensor,
                       hyper: HyperParams, net: Network | None = None) -> StepMetrics:
     """One exact training step on a batch, in place on `state` (step += 1).
@@ -202,6 +214,7 @@ def apply_train_step_(state: TrainState, images: torch.Tensor, labels: torch.Ten
     batch = images.shape[0]
     if batch != hyper.batch_size:
         raise HyperParameterError(f"batch of {batch} samples, job says {hyper.batch_size}")
+    validate_batch(state.model, images, labels)
     if net is None:
         net = build_network(state.model, batch, get_backend(state.params.device))
     caches: list[list] = [[] for _ in net.layers]

@@ -218,3 +218,21 @@ def test_backends_agree_at_extreme_batch_sizes(model, batch):
             apply_train_step_(state, images, labels, hyper, build_network(spec, batch, backend))
         hashes.add(compute_state_hash(state))
     assert len(hashes) == 1
+
+
+def test_malformed_batches_are_rejected(subset, make_job):
+    job = make_job(subset, steps=2, every=1, batch_size=32)
+    images, labels = get_batch(subset, job.seed, 0, 32)
+    state = initial_state(job)
+    bad = [
+        (images.to(torch.float32), labels),
+        (images[:, :27], labels),
+        (images, labels.to(torch.int32)),
+        (images, labels[:31]),
+        (images, torch.where(labels == labels[0], 10, labels)),
+        (images, torch.where(labels == labels[0], -1, labels)),
+    ]
+    for bad_images, bad_labels in bad:
+        with pytest.raises(BatchMismatchError):
+            apply_train_step_(state, bad_images, bad_labels, job.hyper)
+    assert state.step == 0
