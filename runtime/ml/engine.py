@@ -144,26 +144,29 @@ def forward(net: Network, params: torch.Tensor, x: Fx, caches: list[list]) -> Fx
     return x
 
 
-def backward(net: Network, g: Fx, caches: list[list], grad: torch.Tensor) -> None:
-    """Back-propagates `g` and writes every parameter gradient onto the 2^-32 grid in `grad`
-    (clamped to the master bound by `apply_sgd_`)."""
+def backward(net: Network, g: Fx, caches: list[list], grad: torch.Tensor) -> float:
+    """Back-propagates `g` and writes every parameter gradient onto the 2^-32 grid in `grad`,
+    clamped to the master bound; returns a bound on |grad| (in grid steps)."""
     slot = len(net.grad_slices)
+    bound = 0.0
     for i in range(len(net.layers) - 1, -1, -1):
         dx, grads = net.layers[i].backward(g, caches[i], i > 0)
         for pg in reversed(grads):
             slot -= 1
-            write_on_grid(grad[net.grad_slices[slot]].view(pg.m.shape), pg)
+            bound = max(bound, write_on_grid(grad[net.grad_slices[slot]].view(pg.m.shape), pg))
         if dx is not None:
             g = dx
+    return bound
 
 
-def write_on_grid(view: torch.Tensor, x: Fx) -> None:
-    """view ← round(x · 2^32), x's value onto the master grid (float64).
+def write_on_grid(view: torch.Tensor, x: Fx) -> float:
+    """view ← clamp(round(x · 2^32)), x's value onto the master grid (float64); returns a bound
+    on |view|.
 
     Scaling by a power of two is exact; the one-pass form computes in float32 for float32 or
     int32 mantissas, so it is taken only when they are known to be <= 2^24 and the exponent is
     far from float32's under- and overflow. Values already on the grid (exponent >= -32) need
-    no rounding.
+    no rounding, and values whose known bound is below the master bound need no clamp.
     """
     k = x.e + MASTER_FRAC_BITS
     small = x.m.dtype == torch.float32 or (x.m.dtype == torch.int32 and x.bits is not None and x.bits <= 24)
@@ -174,22 +177,34 @@ def write_on_grid(view: torch.Tensor, x: Fx) -> None:
         view.mul_(pow2(k))
     if k < 0:
         view.round_()
+    bound = math.ldexp(float((1 << x.bits) - 1), k) + 1.0 if x.bits is not None else math.inf
+    if bound > MASTER_BOUND:
+        view.clamp_(-MASTER_BOUND, MASTER_BOUND)
+        return MASTER_BOUND
+    return bound
 
 
-def apply_sgd_(state: TrainState, grad: torch.Tensor, hyper: HyperParams) -> None:
-    """In place, torch.optim.SGD's momentum rule on the 2^-32 grid:
-    g ← clamp(g); g ← round(g + wd·w); m ← clamp(round(g + mu·m)); w ← clamp(round(w − lr·m)).
+def apply_sgd_(state: TrainState, grad: torch.Tensor, hyper: HyperParams,
+               grad_bound: float = MASTER_BOUND) -> None:
+    """In place, torch.optim.SGD's momentum rule on the 2^-32 grid, for a gradient already
+    clamped to the master bound (|g| <= grad_bound <= 2^36):
+    g ← round(g + wd·w); m ← clamp(round(g + mu·m)); w ← clamp(round(w − lr·m)).
 
     Each fused multiply-add is exact before its one rounding (bounds in the module docstring),
-    so a fused and an unfused kernel give the same bits. From a zero buffer the first step
-    gives m = g, as torch.optim.SGD's first step does.
+    so a fused and an unfused kernel give the same bits. The momentum clamp is skipped only
+    when it provably cannot act: |m| <= M before, and |g| + mu·M <= M, give |m| <= M after.
+    From a zero buffer the first step gives m = g, as torch.optim.SGD's first step does.
     """
     w, m = state.params, state.momentum
     scale = pow2(-HYPER_FRAC_BITS)
-    grad.clamp_(-MASTER_BOUND, MASTER_BOUND)
+    mu = hyper.momentum_q16 * scale
     if hyper.weight_decay_q16:
-        grad.add_(w, alpha=hyper.weight_decay_q16 * scale).round_()
-    torch.add(grad, m, alpha=hyper.momentum_q16 * scale, out=m).round_().clamp_(-MASTER_BOUND, MASTER_BOUND)
+        wd = hyper.weight_decay_q16 * scale
+        grad.add_(w, alpha=wd).round_()
+        grad_bound += wd * MASTER_BOUND + 1.0
+    torch.add(grad, m, alpha=mu, out=m).round_()
+    if grad_bound + mu * MASTER_BOUND > MASTER_BOUND:
+        m.clamp_(-MASTER_BOUND, MASTER_BOUND)
     w.sub_(m, alpha=hyper.lr_q16 * scale).round_().clamp_(-MASTER_BOUND, MASTER_BOUND)
 
 
@@ -222,8 +237,8 @@ def apply_train_step_(state: TrainState, images: torch.Tensor, labels: torch.Ten
     g, p = compute_loss_gradient(logits, labels, hyper.batch_bits)
     loss_sum, correct = compute_metrics(logits, p, labels)
     grad = torch.empty_like(state.params)
-    backward(net, g, caches, grad)
-    apply_sgd_(state, grad, hyper)
+    grad_bound = backward(net, g, caches, grad)
+    apply_sgd_(state, grad, hyper, grad_bound)
     state.step += 1
     return StepMetrics(loss_sum, correct, batch)
 

@@ -185,7 +185,8 @@ class LinearLayer:
         dx = None
         if need_dx:
             dx = requantize(Fx(self.dx.run(ga, wq.m), gq.e + wq.e), self.bits.grad)
-        return dx, [Fx(dw, gq.e + xq.e, self.dw.bound.bit_length()), Fx(db, gq.e)]
+        db_bits = (gq.m.shape[0] * max_mantissa(self.bits.grad)).bit_length()
+        return dx, [Fx(dw, gq.e + xq.e, self.dw.bound.bit_length()), Fx(db, gq.e, db_bits)]
 
 
 def im2col_nhwc(x: torch.Tensor, k: int, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -280,7 +281,8 @@ class ConvLayer:
             folded = col2im_nhwc(dcols, tuple(in_shape), k, self.ws.get("fold", tuple(in_shape), dcols.dtype,
                                                                          dcols.device))
             dx = requantize(Fx(folded, gq.e + wq.e), self.bits.grad)
-        return dx, [Fx(dw, gq.e + e_x), Fx(db, gq.e)]
+        db_bits = (g2.shape[0] * max_mantissa(self.bits.grad)).bit_length()
+        return dx, [Fx(dw, gq.e + e_x, self.dw.bound.bit_length()), Fx(db, gq.e, db_bits)]
 
 
 class MaxPoolLayer:
