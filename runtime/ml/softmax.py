@@ -61,18 +61,21 @@ def compute_probabilities(logits: Fx) -> torch.Tensor:
     z = logits.m.to(torch.int64)
     d = z - z.amax(dim=1, keepdim=True)
     shift = logits.e + VALUE_FRAC_BITS
-    if shift < 0:
+    if shift < 0:  # finer than 2^-16: floor to the 2^-16 grid
         d = d.bitwise_right_shift_(-shift) if -shift < 63 else torch.zeros_like(d)
-    else:
-        d = d.clamp_(min=MIN_DIFF).bitwise_left_shift_(shift)
+    elif shift <= (-MIN_DIFF).bit_length() - 1:  # coarser: clamp first so the left shift cannot overflow
+        d = d.clamp_(min=MIN_DIFF >> shift).bitwise_left_shift_(shift)
+    else:  # so coarse that any nonzero difference is below -32
+        d = d.clamp_(min=-1).mul_(-MIN_DIFF)
     d = d.clamp_(min=MIN_DIFF)
     u = d.mul_(LOG2E_Q24).bitwise_right_shift_(LOG2E_BITS + VALUE_FRAC_BITS - EXP_FRAC_BITS)
     whole = u.bitwise_right_shift(EXP_FRAC_BITS)  # floor(u / 256) <= 0
     frac = u.bitwise_and_((1 << EXP_FRAC_BITS) - 1)
     e = _table(z.device).take(frac).bitwise_right_shift_(whole.neg_())
     s = e.sum(dim=1, keepdim=True)  # >= 2^30: the row max contributes table[0]
-    # round(e · 2^16 / s), half up, in integers: e · 2^17 <= 2^47
-    return (e.bitwise_left_shift_(PROB_BITS + 1).add_(s)).div_(s.mul_(2), rounding_mode="floor")
+    # round(e · 2^16 / s), half up, in integers: (2·e·2^16 + s) div 2s, with e · 2^17 <= 2^48
+    numerator = e.bitwise_left_shift_(PROB_BITS + 1).add_(s)
+    return numerator.div_(s * 2, rounding_mode="floor")
 
 
 def compute_loss_gradient(logits: Fx, labels: torch.Tensor, batch_bits: int) -> tuple[Fx, torch.Tensor]:

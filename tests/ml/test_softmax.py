@@ -46,3 +46,14 @@ def test_loss_gradient_rows_and_labels():
     assert p[0].tolist() == [1 << (PROB_BITS - 2)] * 4
     assert g.m[0].tolist() == [16384.0, 16384.0, 16384.0 - 65536.0, 16384.0]
     assert g.m[1].tolist() == [0.0, 0.0, 0.0, 0.0]  # a confident right answer: no gradient
+
+
+def test_extreme_logit_scales_stay_in_range():
+    """Coarse logit grids (up to 2^40 per mantissa step) must not overflow int64 shifts."""
+    m = torch.tensor([[0.0, -1.0, -3.0, 5.0], [2.0**20, 0.0, -(2.0**20), 1.0]])
+    for e in (-60, -16, 0, 5, 21, 22, 40):
+        p = compute_probabilities(Fx(m.clone(), e))
+        assert (p >= 0).all() and (p <= 2**PROB_BITS).all()
+        assert ((p.sum(1) - 2**PROB_BITS).abs() <= 4).all()
+        ref = torch.softmax(m.double() * 2.0**e, dim=1) * 2**PROB_BITS
+        assert (p.double() - ref).abs().max().item() < 2**PROB_BITS * 3e-3
