@@ -8,6 +8,7 @@ every node switches at the same block.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,7 +16,6 @@ from runtime.codec.errors import CodecError
 from runtime.codec.scale import H256, Enum, Lazy, Struct, Variant, Vec
 from runtime.context import BlockContext
 from runtime.frame import Call, Pallet
-from runtime.hashing import blake2_256
 from runtime.pallets import balances, staking, sudo, system, timestamp, transaction_payment
 from runtime.pallets.system import storage as system_storage
 from runtime.pallets.system.calls import KNOWN_SPEC_VERSIONS
@@ -27,7 +27,8 @@ TRANSACTION_VERSION = 1
 
 
 def _api_id(name: str) -> bytes:
-    return blake2_256(name.encode())[:8]
+    """Substrate's runtime API id: blake2b with an 8-byte digest of the trait name."""
+    return hashlib.blake2b(name.encode(), digest_size=8).digest()
 
 
 # The runtime APIs a client may ask for (by blake2_64 of the name, as Substrate lists them).

@@ -228,9 +228,7 @@ def test_si_events_phases_follow_the_body(si):
     assert all(e.value["phase"] in ("ApplyExtrinsic", "Finalization", "Initialization") for e in events)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: System.Account is declared without a default (runtime/pallets/system/storage.py): metadata says "
-    "Optional, so a never-seen account reads as None where Substrate's ValueQuery gives the zero AccountInfo"))
 def test_si_unknown_account_reads_as_the_default(si):
+    """System.Account is a ValueQuery: a never-seen account reads as the zero AccountInfo."""
     nobody = Keypair.create_from_uri("//Nobody")
     assert si.query("System", "Account", [nobody.ss58_address]).value["nonce"] == 0

@@ -5,7 +5,12 @@ from runtime.frame import StorageMap, StorageValue
 from runtime.params import ChainParametersType
 from runtime.types import AccountId, AccountInfo, BlockNumber, Hash, Header
 
-Account = StorageMap("Account", [("Blake2_128Concat", AccountId)], AccountInfo, docs="The full account information for a particular account ID.")
+# A never-seen account reads as the zero AccountInfo (Substrate's ValueQuery); balances' new-logic
+# flag (1 << 127) is set in the default as Substrate's ExtraFlags::default() sets it.
+EMPTY_ACCOUNT_INFO = {"nonce": 0, "consumers": 0, "providers": 0, "sufficients": 0,
+                      "data": {"free": 0, "reserved": 0, "frozen": 0, "flags": 1 << 127}}
+Account = StorageMap("Account", [("Blake2_128Concat", AccountId)], AccountInfo, default=EMPTY_ACCOUNT_INFO,
+                     docs="The full account information for a particular account ID.")
 BlockHash = StorageMap("BlockHash", [("Twox64Concat", BlockNumber)], Hash, default=bytes(32), docs="Map of block numbers to block hashes.")
 Number = StorageValue("Number", BlockNumber, default=0, docs="The current block number being processed.")
 ParentHash = StorageValue("ParentHash", Hash, default=bytes(32), docs="Hash of the previous block.")
