@@ -132,9 +132,20 @@ def _split_extrinsic(data: bytes, what: str) -> tuple[bytes, bytes]:
     return data[:end], data[end:]
 
 
-def _dispatch_info_and_fee(ctx: CallContext, data: bytes, what: str) -> tuple[Any, int, int]:
-    """(call definition, weight, length) of the extrinsic in a TransactionPaymentApi call's input
-    `(extrinsic, len: u32)`; the signature is not checked (clients ask with a dummy one)."""
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """What TransactionPaymentApi prices: the extrinsic's call, weight, declared length, and
+    whether it pays at all (unsigned extrinsics and fee-free calls pay nothing, as Substrate's)."""
+
+    call: Any
+    weight: int
+    length: int
+    pays: bool
+
+
+def _priced(ctx: CallContext, data: bytes, what: str) -> Priced:
+    """Decode a TransactionPaymentApi call's input `(extrinsic, len: u32)`; the signature is not
+    checked (clients ask with a dummy one)."""
     raw, rest = _split_extrinsic(data, what)
     _expect_len(rest, 4, what)
     try:
@@ -142,26 +153,27 @@ def _dispatch_info_and_fee(ctx: CallContext, data: bytes, what: str) -> tuple[An
     except CodecError as exc:
         raise execution_failed(f"Bad input data provided to {what}: {exc}") from None
     call = ctx.runtime.get_call(xt.call)
-    return call, call.get_weight(xt.call[2]), int.from_bytes(rest, "little")
+    return Priced(call, call.get_weight(xt.call[2]), int.from_bytes(rest, "little"), xt.is_signed and call.pays_fee)
 
 
 def call_query_info(ctx: CallContext, data: bytes) -> bytes:
     """`TransactionPaymentApi_query_info(extrinsic, len)`: RuntimeDispatchInfo {weight, class,
     partial_fee}; the fee without tip, as Substrate's."""
-    call, weight, length = _dispatch_info_and_fee(ctx, data, "query_info")
-    fee = compute_fee(get_params(ctx.state), length, weight, 0) if call.pays_fee else 0
-    return b"".join((Weight.encode({"ref_time": weight, "proof_size": 0}), DispatchClass.encode(call.dispatch_class),
-                     fee.to_bytes(16, "little")))
+    priced = _priced(ctx, data, "query_info")
+    fee = compute_fee(get_params(ctx.state), priced.length, priced.weight, 0) if priced.pays else 0
+    return b"".join((Weight.encode({"ref_time": priced.weight, "proof_size": 0}),
+                     DispatchClass.encode(priced.call.dispatch_class), fee.to_bytes(16, "little")))
 
 
 def call_query_fee_details(ctx: CallContext, data: bytes) -> bytes:
     """`TransactionPaymentApi_query_fee_details(extrinsic, len)`: FeeDetails {inclusion_fee:
     Option<{base_fee, len_fee, adjusted_weight_fee}>, tip}."""
-    call, weight, length = _dispatch_info_and_fee(ctx, data, "query_fee_details")
-    if not call.pays_fee:
+    priced = _priced(ctx, data, "query_fee_details")
+    if not priced.pays:
         return b"\x00" + bytes(16)
     params = get_params(ctx.state)
-    parts = (params.base_fee, length * params.length_fee, weight * params.weight_fee_per_million // 1_000_000)
+    parts = (params.base_fee, priced.length * params.length_fee,
+             priced.weight * params.weight_fee_per_million // 1_000_000)
     return b"\x01" + b"".join(p.to_bytes(16, "little") for p in parts) + bytes(16)
 
 

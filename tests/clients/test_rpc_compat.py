@@ -96,6 +96,18 @@ def test_rpc_state_call_query_info_prices_the_extrinsic(node):
     weight = runtime.get_call((2, "transfer_keep_alive", {})).weight
     expected_fee = params.base_fee + len(xt) * params.length_fee + weight * params.weight_fee_per_million // 10**6
     assert info == encode_compact(weight) + encode_compact(0) + b"\x00" + expected_fee.to_bytes(16, "little")
+    details = unhex(result(node, "state_call", "TransactionPaymentApi_query_fee_details",
+                           "0x" + (xt + len(xt).to_bytes(4, "little")).hex()))
+    parts = [int.from_bytes(details[1 + 16 * i:17 + 16 * i], "little") for i in range(4)]
+    assert details[0] == 1 and sum(parts[:3]) == expected_fee and parts[3] == 0
+
+
+def test_rpc_state_call_unsigned_extrinsic_pays_nothing(node):
+    xt = encode_unsigned(get_runtime(1).encode_call("System", "remark", {"remark": b"x"}))
+    data = "0x" + (xt + len(xt).to_bytes(4, "little")).hex()
+    assert unhex(result(node, "state_call", "TransactionPaymentApi_query_info", data))[-16:] == bytes(16)
+    details = unhex(result(node, "state_call", "TransactionPaymentApi_query_fee_details", data))
+    assert details == b"\x00" + bytes(16)
 
 
 @pytest.mark.parametrize("method, data, needle", [

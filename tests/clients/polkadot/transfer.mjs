@@ -18,17 +18,9 @@ function fail (message) {
 
 setTimeout(() => fail('timed out'), TIMEOUT_MS).unref();
 
-// System.Account is declared without a default here (an Option in metadata, where Substrate's
-// is a ValueQuery): read it either way.
-function accountInfo (value) {
-  if (value.isNone) return null;
-  return value.isSome ? value.unwrap() : value;
-}
-
 async function freeBalance (api, address, at) {
-  const value = at ? await api.query.system.account.at(at, address) : await api.query.system.account(address);
-  const info = accountInfo(value);
-  return info ? info.data.free.toBigInt() : 0n;
+  const account = at ? await api.query.system.account.at(at, address) : await api.query.system.account(address);
+  return account.data.free.toBigInt();
 }
 
 function sendUntilFinalized (tx, signer, options) {
