@@ -76,10 +76,14 @@ def get_next_block_runtime(state: OverlayState) -> Runtime:
 
 
 def block_hash_at(ctx: BlockContext, number: int) -> bytes | None:
+    """The hash of block `number` as this block sees it (BlockHash only changes in on_initialize,
+    so the answer is remembered for the block: every signature check asks for the genesis hash)."""
     if number == ctx.block_number - 1:
         return ctx.parent_hash
-    raw = ctx.state.get(system.BlockHash.key(number))
-    return raw
+    known = ctx.extra.setdefault("block_hashes", {})
+    if number not in known:
+        known[number] = ctx.state.get(system.BlockHash.key(number))
+    return known[number]
 
 
 # --- block lifecycle -------------------------------------------------------------------------------

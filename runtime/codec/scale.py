@@ -342,7 +342,8 @@ class Enum(ScaleType):
         return bytes((variant.index,)) + _encode_fields(self, variant, value[1])
 
     def decode_from(self, data: bytes, pos: int) -> tuple[Any, int]:
-        _need(data, pos, 1, self.name())
+        if pos >= len(data):
+            raise CodecError(f"{self.name()}: truncated")
         variant = self.by_index.get(data[pos])
         if variant is None:
             raise CodecError(f"{self.name()}: unknown variant index {data[pos]}")

@@ -102,16 +102,27 @@ def time_import(genesis, nodes, chain) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--accounts", type=int, default=10_000)
-    parser.add_argument("--blocks", type=int, default=5)
+    parser.add_argument("--blocks", type=int, default=10)
     parser.add_argument("--per-block", type=int, default=1_000)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     print(f"building {args.blocks} blocks of {args.per_block} transfers among {args.accounts} accounts...",
           file=sys.stderr)
     genesis, nodes, chain, runtime = build_chain(args.accounts, args.blocks, args.per_block, seed=7)
-    verify_s, count = time_verify(chain, runtime, genesis.hash)
-    timing = time_import(genesis, nodes, chain)
-    transfers_per_s = count / timing["total_s"]
-    ceiling = count / verify_s
+    # Rounds alternate the baseline and the import; each figure is its best round, because on a
+    # shared 2-core machine other processes' load, not the code, decides the worst rounds.
+    best_verify, best_import, timing = float("inf"), float("inf"), {}
+    count = 0
+    for round_ in range(args.rounds):
+        verify_s, count = time_verify(chain, runtime, genesis.hash)
+        best_verify = min(best_verify, verify_s)
+        this = time_import(genesis, nodes, chain)
+        if this["total_s"] < best_import:
+            best_import, timing = this["total_s"], this
+        print(f"round {round_ + 1}: verify {count / verify_s:.0f}/s, import {count / this['total_s']:.0f}/s",
+              file=sys.stderr)
+    transfers_per_s = count / best_import
+    ceiling = count / best_verify
     print(json.dumps({
         "transfers_per_s": round(transfers_per_s, 1),
         "verify_ceiling_per_s": round(ceiling, 1),
@@ -122,8 +133,9 @@ def main() -> None:
         "blocks": len(chain),
         "transfers_per_block": args.per_block,
         "accounts": args.accounts,
+        "rounds": args.rounds,
         "scheme": ED25519,
-        "baseline": "raw ed25519 verification of the same signatures, same run, one core",
+        "baseline": "raw ed25519 verification of the same signatures, same run, one core (best round)",
     }))
 
 
