@@ -199,3 +199,16 @@ def test_node_refuses_key_insertion_in_safe_rpc_mode(tmp_path):
         assert reply["error"]["code"] == -32601 and "unsafe" in reply["error"]["message"]
     finally:
         proc.stop()
+
+
+def test_node_corrupt_database_gets_clear_error(node):
+    node.stop()
+    log = next((node.base_path / "db").glob("*.log"))
+    data = bytearray(log.read_bytes())
+    for i in range(10, len(data), 97):
+        data[i] ^= 0xFF
+    log.write_bytes(bytes(data))
+    run = subprocess.run([*NODE, "run", "--base-path", str(node.base_path), "--alice", "--rpc-port", "0",
+                          "--no-prometheus"], check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert "corrupt" in run.stderr and "Traceback" not in run.stderr
