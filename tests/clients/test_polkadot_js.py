@@ -1,6 +1,7 @@
 """polkadot.js (@polkadot/api, pinned in tests/clients/polkadot/package.json), unchanged, against a
 real node process: connect, read a balance, sign and send a transfer with `signAndSend`, see it
-finalized. The JavaScript side is tests/clients/polkadot/transfer.mjs; it prints one JSON object.
+finalized; and it understands every type of our metadata and composes calls byte for byte as the
+node encodes them. The JavaScript side is tests/clients/polkadot/*.mjs; each prints one JSON object.
 
 On a fresh clone the test installs the pinned packages itself (`npm ci`, from the committed
 package-lock.json) into tests/clients/polkadot/node_modules, which git ignores.
@@ -17,7 +18,9 @@ import httpx
 import pytest
 
 from gensyn_node.chain_spec import dev_spec
+from gensyn_node.keyring import dev_account
 from runtime.hashing import blake2_256
+from runtime.version import get_runtime
 from tests.integration.nodeproc import NodeProcess
 
 HERE = Path(__file__).resolve().parent / "polkadot"
@@ -47,11 +50,11 @@ def node(tmp_path_factory):
     proc.stop()
 
 
-def run_script(node: NodeProcess, *args: str) -> dict:
-    done = subprocess.run(["node", "transfer.mjs", f"ws://127.0.0.1:{node.rpc_port}", *args], cwd=HERE,
+def run_script(node: NodeProcess, *args: str, script: str = "transfer.mjs") -> dict:
+    done = subprocess.run(["node", script, f"ws://127.0.0.1:{node.rpc_port}", *args], cwd=HERE,
                           capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    assert lines, f"no JSON from transfer.mjs (exit {done.returncode}):\n{done.stdout}\n{done.stderr}"
+    assert lines, f"no JSON from {script} (exit {done.returncode}):\n{done.stdout}\n{done.stderr}"
     report = json.loads(lines[-1])
     assert "error" not in report, report["error"]
     assert done.returncode == 0, done.stderr
@@ -93,3 +96,23 @@ def test_polkadot_js_payment_info_through_the_runtime_api(node):
     runtime version lists the API under Substrate's id (blake2b-64 of the name)."""
     report = run_script(node, str(AMOUNT), "--next-nonce", "--payment-info")
     assert int(report["partialFee"]) > dev_spec().params.base_fee
+
+
+def test_polkadot_js_understands_every_type_and_composes_calls_as_we_encode_them(node):
+    report = run_script(node, script="registry.mjs")
+    assert report["unresolved"] == [] and report["types"] > 50
+    runtime = get_runtime(1)
+    alice, bob = dev_account("alice").public, dev_account("bob").public
+    ours = {
+        "remark": runtime.encode_call("System", "remark_with_event", {"remark": b"hello"}),
+        "transfer": runtime.encode_call("Balances", "transfer_keep_alive", {"dest": ("Id", bob), "value": 12345}),
+        "bond": runtime.encode_call("Staking", "bond", {"value": 1000, "payee": ("Staked", None)}),
+        "validate": runtime.encode_call("Staking", "validate", {"prefs": {"commission": 1000, "blocked": False},
+                                                                "session_key": b"\x11" * 32}),
+        "sudo": runtime.encode_call("Sudo", "sudo", {"call": ("Balances", ("force_transfer", {
+            "source": ("Id", alice), "dest": ("Id", bob), "value": 5}))}),
+    }
+    assert report["calls"] == {name: "0x" + encoded.hex() for name, encoded in ours.items()}
+    assert report["accounts"] >= 6 and dev_account("alice").address in report["ledgerStashes"]
+    assert report["bondingDuration"] == dev_spec().params.bonding_duration
+    assert report["metadataVersion"] >= 14
