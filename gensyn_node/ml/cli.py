@@ -155,6 +155,8 @@ def run_train(args: argparse.Namespace) -> int:
         accuracy = compute_accuracy(final, splits.test.images.to(args.device), splits.test.labels.to(args.device))
     except MlError as exc:
         raise CliError(str(exc)) from exc
+    except OSError as exc:
+        raise CliError(f"cannot write to {out}: {exc}") from exc
     commitment = compute_commitment([bytes.fromhex(h) for h in hashes])
     (out / HASHES_FILE).write_text(json.dumps(hashes, indent=2) + "\n")
     report = {

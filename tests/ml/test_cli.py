@@ -83,3 +83,12 @@ def test_operator_mistakes_exit_2(argv, tmp_path, capsys):
     code = main([a.replace("{tmp}", str(tmp_path)) for a in argv] + ["--threads", "1"])
     assert code == 2
     assert capsys.readouterr().err.startswith("error:")
+
+
+def test_unwritable_output_exits_2(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    code = main(["train", "--model", "mlp", "--steps", "2", "--checkpoint-every", "1", "--out", str(blocker),
+                 "--threads", "1", "--no-progress"])
+    assert code == 2
+    assert "error:" in capsys.readouterr().err
