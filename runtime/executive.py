@@ -32,6 +32,7 @@ from runtime.pallets.indices import SYSTEM
 from runtime.pallets.system import storage as system
 from runtime.pallets.system.account import get_account, put_account
 from runtime.pallets.system.events import EVENTS as SYSTEM_EVENTS
+from runtime.pallets.system.pallet import BLOCK_HASH_COUNT
 from runtime.pallets.transaction_payment.events import deposit_fee_paid
 from runtime.pallets.transaction_payment.fees import check_can_pay, compute_fee, compute_priority, take_fee
 from runtime.params import ChainParameters
@@ -43,7 +44,6 @@ from runtime.version import Runtime, get_runtime
 
 _U32 = struct.Struct("<I")
 INHERENT_CALLS = {("Timestamp", "set")}
-BLOCK_HASH_COUNT = 2400
 _SUCCESS_INDEX = SYSTEM_EVENTS.by_name["ExtrinsicSuccess"].index
 
 

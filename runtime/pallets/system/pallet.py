@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from runtime.codec.scale import u16
 from runtime.context import BlockContext
+from runtime.crypto import SS58_PREFIX
 from runtime.frame import Pallet
 from runtime.pallets.indices import SYSTEM
 from runtime.pallets.system import storage
@@ -10,6 +12,9 @@ from runtime.pallets.system.calls import CALLS
 from runtime.pallets.system.errors import ERRORS
 from runtime.pallets.system.events import EVENTS
 from runtime.types import BlockNumber
+
+# How many recent block hashes System.BlockHash keeps (block 0's is kept for ever).
+BLOCK_HASH_COUNT = 2400
 
 
 def on_initialize(ctx: BlockContext) -> None:
@@ -30,6 +35,9 @@ PALLET = Pallet(
     storage=storage.ITEMS,
     events=EVENTS,
     errors=ERRORS,
-    constants=[("BlockHashCount", BlockNumber, lambda params: 2400, "Maximum number of block number to block hash mappings to keep.")],
+    constants=[
+        ("BlockHashCount", BlockNumber, lambda params: BLOCK_HASH_COUNT, "Maximum number of block number to block hash mappings to keep."),
+        ("SS58Prefix", u16, lambda params: SS58_PREFIX, "The designated SS58 prefix of this chain."),
+    ],
     on_initialize=on_initialize,
 )
