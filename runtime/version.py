@@ -64,7 +64,6 @@ class Runtime:
                                [Variant(p.name, p.index, [(None, p.events)]) for p in self.pallets if p.events and p.events.variants])
         self.event_record = Struct(("frame_system", "EventRecord"),
                                    [("phase", Phase), ("event", self.event_enum), ("topics", Vec(H256))])
-        system_storage.EventRecord.target = self.event_record
         self.version = {
             "spec_name": SPEC_NAME.encode(),
             "impl_name": IMPL_NAME.encode(),
@@ -121,6 +120,9 @@ RUNTIMES: dict[int, Runtime] = {
 }
 KNOWN_SPEC_VERSIONS.update(RUNTIMES)
 LATEST_SPEC_VERSION = max(RUNTIMES)
+# System.Events' declared type follows the newest runtime in the table; a Runtime built elsewhere
+# (a test's, a tool's) does not repoint it. Metadata describes each runtime's own record type.
+system_storage.EventRecord.target = RUNTIMES[LATEST_SPEC_VERSION].event_record
 
 
 class UnknownRuntime(LookupError):
