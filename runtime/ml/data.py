@@ -17,12 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from runtime import merkle
 from runtime.hashing import blake2_256
+from runtime.merkle import hash_leaf
 from runtime.ml.errors import BatchMismatchError, MerkleProofError, UnknownDatasetError
-
-LEAF_PREFIX = b"\x00"
-NODE_PREFIX = b"\x01"
-MAX_PROOF_DEPTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +73,7 @@ class Dataset:
 
 
 def compute_leaf(image: bytes, label: int) -> bytes:
-    return blake2_256(LEAF_PREFIX + bytes([label]) + image)
+    return hash_leaf(bytes([label]) + image)
 
 
 def compute_leaves(images: np.ndarray, labels: np.ndarray) -> list[bytes]:
@@ -84,70 +82,25 @@ def compute_leaves(images: np.ndarray, labels: np.ndarray) -> list[bytes]:
     return [compute_leaf(row.tobytes(), int(label)) for row, label in zip(flat, labels, strict=True)]
 
 
-def _hash_level(level: list[bytes]) -> list[bytes]:
-    up = [blake2_256(NODE_PREFIX + level[i] + level[i + 1]) for i in range(0, len(level) - 1, 2)]
-    if len(level) % 2:
-        up.append(level[-1])
-    return up
-
-
-def compute_merkle_root(leaves: list[bytes]) -> bytes:
-    """Root over leaf hashes; the root of no leaves is blake2b-256 of the empty string."""
-    if not leaves:
-        return blake2_256(b"")
-    level = leaves
-    while len(level) > 1:
-        level = _hash_level(level)
-    return level[0]
-
-
-def compute_merkle_levels(leaves: list[bytes]) -> list[list[bytes]]:
-    """Every level of the tree, leaves first, for building many proofs."""
-    levels = [leaves]
-    while len(levels[-1]) > 1:
-        levels.append(_hash_level(levels[-1]))
-    return levels
+# The one Merkle tree of the chain (runtime/merkle.py), under the names the ML code uses.
+compute_merkle_root = merkle.merkle_root
+compute_merkle_levels = merkle.merkle_levels
 
 
 def get_merkle_proof(levels: list[list[bytes]], index: int) -> list[bytes]:
-    """Sibling hashes from leaf `index` up; a carried-up odd node contributes no sibling."""
-    if not 0 <= index < len(levels[0]):
-        raise MerkleProofError(f"leaf {index} outside 0..{len(levels[0]) - 1}")
-    proof = []
-    for level in levels[:-1]:
-        sibling = index ^ 1
-        if sibling < len(level):
-            proof.append(level[sibling])
-        index //= 2
-    return proof
-
-
-def compute_root_from_proof(leaf: bytes, index: int, n_leaves: int, proof: list[bytes]) -> bytes:
-    """The root that `proof` leads to from `leaf` at `index` in a tree of `n_leaves` leaves."""
-    if not 0 <= index < n_leaves:
-        raise MerkleProofError(f"leaf {index} outside 0..{n_leaves - 1}")
-    if len(proof) > MAX_PROOF_DEPTH:
-        raise MerkleProofError("proof too long")
-    node, width, used = leaf, n_leaves, 0
-    while width > 1:
-        sibling = index ^ 1
-        if sibling < width:
-            if used >= len(proof):
-                raise MerkleProofError("proof too short")
-            pair = (proof[used], node) if index & 1 else (node, proof[used])
-            node = blake2_256(NODE_PREFIX + pair[0] + pair[1])
-            used += 1
-        index //= 2
-        width = (width + 1) // 2
-    if used != len(proof):
-        raise MerkleProofError("proof has extra hashes")
-    return node
+    """Sibling hashes from leaf `index` up; raises MerkleProofError for an index outside the tree."""
+    try:
+        return merkle.merkle_proof_from_levels(levels, index)
+    except merkle.MerkleProofError as exc:
+        raise MerkleProofError(str(exc)) from None
 
 
 def verify_merkle_proof(root: bytes, leaf: bytes, index: int, n_leaves: int, proof: list[bytes]) -> None:
     """Verify that `leaf` is leaf `index` of the tree with `root`; raises MerkleProofError."""
-    if compute_root_from_proof(leaf, index, n_leaves, proof) != root:
-        raise MerkleProofError(f"sample {index}: Merkle proof does not lead to the dataset root")
+    try:
+        merkle.verify_merkle_proof(root, leaf, index, n_leaves, proof)
+    except merkle.MerkleProofError as exc:
+        raise MerkleProofError(f"sample {index}: Merkle proof does not lead to the dataset root ({exc})") from None
 
 
 @functools.lru_cache(maxsize=4)

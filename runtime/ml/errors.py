@@ -6,6 +6,8 @@ a forged checkpoint from a bad batch from a job that was never valid in the firs
 
 from __future__ import annotations
 
+from runtime import merkle
+
 
 class MlError(ValueError):
     """Base of every error the exact training engine raises on bad input."""
@@ -35,7 +37,7 @@ class StateHashMismatchError(MlError):
     """Training-state bytes whose blake2b-256 differs from the hash they were claimed to have."""
 
 
-class MerkleProofError(MlError):
+class MerkleProofError(MlError, merkle.MerkleProofError):
     """A sample or checkpoint whose Merkle proof does not lead to the committed root."""
 
 

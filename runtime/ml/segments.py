@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from runtime.hashing import blake2_256
+from runtime.merkle import hash_leaf
 from runtime.ml.data import (
-    LEAF_PREFIX,
     Dataset,
     ProvenBatch,
     compute_merkle_levels,
@@ -100,7 +100,7 @@ def iter_checkpoints(job: TrainingJob, dataset: Dataset, state: TrainState | Non
 
 
 def compute_commitment_leaves(hashes: list[bytes]) -> list[bytes]:
-    return [blake2_256(LEAF_PREFIX + h) for h in hashes]
+    return [hash_leaf(h) for h in hashes]
 
 
 def compute_commitment(hashes: list[bytes]) -> bytes:
@@ -115,7 +115,7 @@ def get_checkpoint_proof(hashes: list[bytes], index: int) -> list[bytes]:
 def verify_checkpoint_proof(commitment: bytes, state_hash: bytes, index: int, n_checkpoints: int,
                             proof: list[bytes]) -> None:
     """Verify that `state_hash` is checkpoint `index` of `commitment`; raises MerkleProofError."""
-    verify_merkle_proof(commitment, blake2_256(LEAF_PREFIX + state_hash), index, n_checkpoints, proof)
+    verify_merkle_proof(commitment, hash_leaf(state_hash), index, n_checkpoints, proof)
 
 
 def run_checkpoint_segment(start: TrainState, job: TrainingJob, dataset: Dataset, index: int) -> TrainState:
