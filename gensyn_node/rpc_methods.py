@@ -26,6 +26,7 @@ from runtime.hashing import blake2_256
 from runtime.pallets.system.account import get_account
 from runtime.storage import OverlayState
 from runtime.types import DigestItem
+from runtime.version import Runtime
 
 if TYPE_CHECKING:
     from gensyn_node.service import Node
@@ -63,6 +64,21 @@ def header_json(header: Header) -> dict[str, Any]:
         "stateRoot": encode_hex(header.state_root),
         "extrinsicsRoot": encode_hex(header.extrinsics_root),
         "digest": {"logs": [encode_hex(DigestItem.encode((kind, (engine, data)))) for kind, engine, data in header.digest]},
+    }
+
+
+def runtime_version_json(runtime: Runtime) -> dict[str, Any]:
+    """`RuntimeVersion` as Substrate's RPC shows it ."""
+    version = runtime.version
+    return {
+        "specName": version["spec_name"].decode(),
+        "implName": version["impl_name"].decode(),
+        "authoringVersion": version["authoring_version"],
+        "specVersion": version["spec_version"],
+        "implVersion": version["impl_version"],
+        "apis": [[encode_hex(api["id"]), api["version"]] for api in version["apis"]],
+        "transactionVersion": version["transaction_version"],
+        "stateVersion": version["state_version"],
     }
 
 
@@ -199,17 +215,7 @@ class NodeRpc:
 
     async def state_getRuntimeVersion(self, at: str | None = None) -> dict[str, Any]:
         trie = self.node.store.state_at(self._block_hash(at))
-        version = get_state_runtime(OverlayState(trie.get)).version
-        return {
-            "specName": version["spec_name"].decode(),
-            "implName": version["impl_name"].decode(),
-            "authoringVersion": version["authoring_version"],
-            "specVersion": version["spec_version"],
-            "implVersion": version["impl_version"],
-            "apis": [[encode_hex(a["id"]), a["version"]] for a in version["apis"]],
-            "transactionVersion": version["transaction_version"],
-            "stateVersion": version["state_version"],
-        }
+        return runtime_version_json(get_state_runtime(OverlayState(trie.get)))
 
     # --- author ----------------------------------------------------------------------------
 

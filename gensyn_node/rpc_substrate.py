@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from gensyn_node.rpc.api import RpcApi
 from gensyn_node.rpc.errors import InvalidParams, RpcError
-from gensyn_node.rpc_methods import decode_hex, encode_hex
+from gensyn_node.rpc_methods import decode_hex, encode_hex, runtime_version_json
 from runtime.block import Header
 from runtime.codec.errors import CodecError
 from runtime.codec.scale import Vec, decode_compact, u32
@@ -53,21 +53,6 @@ def client_error(reason: str) -> RpcError:
 
 def execution_failed(reason: str) -> RpcError:
     return client_error(f"Execution failed: {reason}")
-
-
-def runtime_version_json(runtime: Runtime) -> dict[str, Any]:
-    """`RuntimeVersion` as Substrate's RPC shows it (the same shape as state_getRuntimeVersion)."""
-    version = runtime.version
-    return {
-        "specName": version["spec_name"].decode(),
-        "implName": version["impl_name"].decode(),
-        "authoringVersion": version["authoring_version"],
-        "specVersion": version["spec_version"],
-        "implVersion": version["impl_version"],
-        "apis": [[encode_hex(api["id"]), api["version"]] for api in version["apis"]],
-        "transactionVersion": version["transaction_version"],
-        "stateVersion": version["state_version"],
-    }
 
 
 # --- runtime API calls (state_call) -------------------------------------------------------------------
