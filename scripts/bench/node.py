@@ -83,11 +83,12 @@ def wait_first_block(url: str, started: float) -> float:
             time.sleep(0.01)
 
 
-def bench_health(url: str, calls: int) -> dict:
+def bench_health(url: str, calls: int, pid: int) -> dict:
     from rpc import _bench_http, _measure  # scripts/bench/rpc.py
 
-    ours = max(_bench_http(url.rsplit(":", 1)[1], calls) for _ in range(2))
-    baseline = _measure("baseline", calls)["http"]
+    port = int(url.rsplit(":", 1)[1])
+    ours = max(_bench_http(port, calls, pid)[0] for _ in range(2))
+    baseline = _measure("baseline", calls)["http"][0]
     return {"figure": "system_health_calls_per_s", "value": round(ours), "baseline": round(baseline),
             "ratio": round(ours / baseline, 3), "target": 1000, "unit": "calls/s",
             "baseline_is": "bare hypercorn ASGI server answering the same bytes, same run"}
@@ -221,7 +222,7 @@ def main() -> int:
             first = wait_first_block(url, started)
             print(json.dumps({"figure": "first_block_s", "value": round(first, 3), "target": 3.0, "unit": "s",
                               "baseline": "process start (Popen) to chain_getHeader number >= 1"}), flush=True)
-            print(json.dumps(bench_health(url, args.calls)), flush=True)
+            print(json.dumps(bench_health(url, args.calls, proc.pid)), flush=True)
             result = bench_transfers(url, args.per_client, slot_ms)
             print(json.dumps({"figure": "transfers_accepted_per_s", "value": round(result["accepted"] / result["elapsed"], 1),
                               "accepted": result["accepted"], "offered": result["offered"], "clients": CLIENTS,
