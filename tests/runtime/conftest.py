@@ -192,3 +192,29 @@ def transfer(rt: Runtime) -> Callable[..., bytes]:
         return rt.encode_call("Balances", kind, {"dest": ("Id", dest), "value": value})
 
     return transfer
+
+
+@pytest.fixture
+def alice(keys):
+    return keys["alice"]
+
+
+@pytest.fixture
+def bob(keys):
+    return keys["bob"]
+
+
+@pytest.fixture
+def ferdie(keys):
+    return keys["ferdie"]
+
+
+@pytest.fixture
+def one_block(chain, trie, store, make_block, commit):
+    """one_block(xts, **kw) -> (built block, trie after it), built on genesis."""
+
+    def build(xts, **kw):
+        built = make_block(trie, chain.header, xts, **kw)
+        return built, commit(store, built)
+
+    return build
