@@ -133,7 +133,7 @@ def _check_signed(runtime: Runtime, ctx: BlockContext, xt: Extrinsic) -> tuple[i
         raise InvalidTransaction("AncientBirthBlock", f"the era's birth block {birth} is unknown or too old")
     genesis_hash = block_hash_at(ctx, 0)
     payload = signing_payload(xt.call_bytes, xt.era_bytes, xt.nonce, xt.tip, runtime.spec_version,
-                              runtime.version["transaction_version"], genesis_hash or bytes(32), era_hash)
+                              runtime.transaction_version, genesis_hash or bytes(32), era_hash)
     if not ctx.verify(xt.scheme, xt.signer, payload, xt.signature):  # type: ignore[arg-type]
         raise InvalidTransaction(
             "BadProof", "bad signature (or signed for another chain, spec version, transaction version or era)")

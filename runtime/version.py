@@ -64,6 +64,7 @@ class Runtime:
                                [Variant(p.name, p.index, [(None, p.events)]) for p in self.pallets if p.events and p.events.variants])
         self.event_record = Struct(("frame_system", "EventRecord"),
                                    [("phase", Phase), ("event", self.event_enum), ("topics", Vec(H256))])
+        self.transaction_version = TRANSACTION_VERSION
         self.version = {
             "spec_name": SPEC_NAME.encode(),
             "impl_name": IMPL_NAME.encode(),

@@ -1,10 +1,10 @@
 """Storage-key hashers match Substrate's well-known prefixes."""
 
+import pytest
+
 from runtime.codec import canonical
 from runtime.codec.errors import CodecError
-from runtime.hashing import blake2_128_concat, twox_128, twox_64_concat
-
-import pytest
+from runtime.hashing import blake2_128_concat, twox_64_concat, twox_128
 
 
 def test_twox_128_system_account_prefix_is_substrates():

@@ -50,7 +50,9 @@ def build_module(spec: ModelSpec) -> nn.Sequential:
 def load_params(module: nn.Sequential, spec: ModelSpec, flat: torch.Tensor) -> None:
     """Copies master grid integers (value · 2^32) into the module's float32 parameters."""
     values = flat.to(torch.float64) * 2.0**-MASTER_FRAC_BITS
-    params = [p for m in module if isinstance(m, (nn.Linear, nn.Conv2d)) for p in (m.weight, m.bias)]
+    params: list[torch.Tensor] = [
+        p for m in module if isinstance(m, (nn.Linear, nn.Conv2d)) for p in (m.weight, m.bias) if p is not None
+    ]
     with torch.no_grad():
         for param, info in zip(params, get_param_layout(spec), strict=True):
             chunk = values[info.offset : info.offset + info.numel]
