@@ -20,7 +20,11 @@ fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
     echo "setup: installing gensyn-node and its test tools into .venv (torch==2.13.0, CPU)"
-    .venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+    if ! .venv/bin/python -m pip install -q -e '.[test]' > .venv/pip-install.log 2>&1; then
+        grep -v '^WARNING: Location' .venv/pip-install.log >&2
+        echo "setup: pip install failed (full log: .venv/pip-install.log)" >&2
+        exit 1
+    fi
     .venv/bin/python -c "import gensyn_node, runtime, torch, plyvel, nacl, sr25519, libp2p" 
     rm -f .venv/.installed-*
     touch "$stamp"
