@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from gensyn_node.chain_db import ChainStore
 from runtime.block import Block, Header
 from runtime.crypto import verify_signature
-from runtime.executive import ExecutedBlock, InvalidBlock, Verifier, execute_block
+from runtime.executive import ExecutedBlock, InvalidBlock, Verifier, execute_block, get_signature_checks
 from runtime.trie import Trie
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def import_block(store: ChainStore, block: Block, *, seal_check: SealCheck | Non
         if seal_check is not None:
             seal_check(header, parent, parent_state)
         if executed is None or executed.state_root != header.state_root:
-            executed = execute_block(parent_state, block, verify)
+            executed = _execute(parent_state, block, verify)
     except InvalidBlock as exc:
         raise BlockImportError(f"invalid block #{header.number}: {exc}") from None
     best = store.best_header()
@@ -89,6 +89,19 @@ def import_block(store: ChainStore, block: Block, *, seal_check: SealCheck | Non
     log.debug("imported number=%d hash=0x%s status=%s reorg=%s ms=%.1f", header.number, block_hash.hex()[:16],
               status.value, reorg, seconds * 1000)
     return ImportResult(status, block_hash, header.number, reorg, seconds)
+
+
+def _execute(parent_state: Trie, block: Block, verify: Verifier) -> ExecutedBlock:
+    """Execute the block; a verifier that can check signatures ahead (the node's memo with its
+    worker) gets the block's checks first and runs them beside the execution."""
+    prefetch = getattr(verify, "prefetch", None)
+    if prefetch is None:
+        return execute_block(parent_state, block, verify)
+    prefetch(get_signature_checks(parent_state, block))
+    try:
+        return execute_block(parent_state, block, verify)
+    finally:
+        verify.settle()  # type: ignore[attr-defined]
 
 
 def _descends_from(store: ChainStore, header: Header, ancestor: Header) -> bool:

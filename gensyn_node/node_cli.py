@@ -269,11 +269,14 @@ def cmd_import_blocks(args: argparse.Namespace) -> int:
 
     from consensus.verification import make_seal_check
     from gensyn_node.block_import import BlockImportError, import_block
+    from gensyn_node.sigcache import SignatureCache
+    from gensyn_node.sigworker import SignatureWorker
     from runtime.block import Block
     from runtime.codec.errors import CodecError
 
     spec, store = _open_store(args)
     seal_check = make_seal_check(spec.params.slot_duration_ms, lambda: int(time.time() * 1000))
+    verify = SignatureCache(worker=SignatureWorker())  # signatures checked beside execution
     imported = 0
     best = 0
     try:
@@ -287,7 +290,7 @@ def cmd_import_blocks(args: argparse.Namespace) -> int:
                 data = src.read(length)
                 try:
                     block = Block.decode(data)
-                    import_block(store, block, seal_check=seal_check)
+                    import_block(store, block, seal_check=seal_check, verify=verify)
                 except (CodecError, BlockImportError) as exc:
                     raise CliError(f"block {imported + 1} of {args.input} rejected: {exc}") from None
                 imported += 1
@@ -295,6 +298,7 @@ def cmd_import_blocks(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(f"cannot read {args.input}: {exc.strerror}") from None
     finally:
+        verify.close()
         store.close()
     print(f"imported {imported} blocks; best is #{best}")
     return 0

@@ -123,8 +123,8 @@ def finalize_block(runtime: Runtime, ctx: BlockContext, extrinsic_count: int) ->
 # --- transaction checks ------------------------------------------------------------------------------
 
 
-def _check_signed(runtime: Runtime, ctx: BlockContext, xt: Extrinsic) -> tuple[int, int, Any]:
-    """Verify era, signature, weight and fee affordability; returns (weight, fee, call def)."""
+def compute_signing_payload(runtime: Runtime, ctx: BlockContext, xt: Extrinsic) -> bytes:
+    """What `xt`'s signature must sign in this block; its era's birth block must be known."""
     birth = era_birth(xt.era, ctx.block_number)
     if birth > ctx.block_number:
         raise InvalidTransaction("AncientBirthBlock", "the era's birth block is in the future")
@@ -132,8 +132,13 @@ def _check_signed(runtime: Runtime, ctx: BlockContext, xt: Extrinsic) -> tuple[i
     if era_hash is None:
         raise InvalidTransaction("AncientBirthBlock", f"the era's birth block {birth} is unknown or too old")
     genesis_hash = block_hash_at(ctx, 0)
-    payload = signing_payload(xt.call_bytes, xt.era_bytes, xt.nonce, xt.tip, runtime.spec_version,
-                              runtime.transaction_version, genesis_hash or bytes(32), era_hash)
+    return signing_payload(xt.call_bytes, xt.era_bytes, xt.nonce, xt.tip, runtime.spec_version,
+                           runtime.transaction_version, genesis_hash or bytes(32), era_hash)
+
+
+def _check_signed(runtime: Runtime, ctx: BlockContext, xt: Extrinsic) -> tuple[int, int, Any]:
+    """Verify era, signature, weight and fee affordability; returns (weight, fee, call def)."""
+    payload = compute_signing_payload(runtime, ctx, xt)
     if not ctx.verify(xt.scheme, xt.signer, payload, xt.signature):  # type: ignore[arg-type]
         raise InvalidTransaction(
             "BadProof", "bad signature (or signed for another chain, spec version, transaction version or era)")
@@ -276,6 +281,29 @@ def execute_block(trie: Trie, block: Block, verify: Verifier = verify_signature)
     if state_root != header.state_root:
         raise InvalidBlock("state root does not match the header's")
     return ExecutedBlock(state_root, new_nodes, state.changes, tuple(outcomes))
+
+
+SignatureCheck = tuple[str, bytes, bytes, bytes]  # scheme, public key, message, signature
+
+
+def get_signature_checks(trie: Trie, block: Block) -> list[SignatureCheck]:
+    """The signature checks executing `block` will make, in order, without executing it, so the
+    node can have them run ahead elsewhere. Extrinsics that cannot be checked (undecodable, bad
+    era) are left out: executing the block rejects them anyway."""
+    state = OverlayState(trie.get, trie.iter_prefix)
+    try:
+        runtime, ctx = initialize_block(state, block.header)
+    except (CodecError, DispatchError, InvalidBlock):
+        return []
+    checks: list[SignatureCheck] = []
+    for raw in block.extrinsics:
+        try:
+            xt = decode_extrinsic(raw, runtime)
+            if xt.is_signed:
+                checks.append((xt.scheme, xt.signer, compute_signing_payload(runtime, ctx, xt), xt.signature))  # type: ignore[arg-type]
+        except (CodecError, TransactionValidityError):
+            continue
+    return checks
 
 
 class BlockBuilder:
