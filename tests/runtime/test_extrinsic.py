@@ -65,16 +65,6 @@ def assert_invalid(trie, best, raw, kinds):
 
 
 @pytest.fixture
-def alice(keys):
-    return keys["alice"]
-
-
-@pytest.fixture
-def bob(keys):
-    return keys["bob"]
-
-
-@pytest.fixture
 def pay_bob(transfer, bob):
     return transfer(bob.public, 10**15)
 
