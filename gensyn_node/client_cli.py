@@ -6,13 +6,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from gensyn_node.chain_spec import UNIT
 from gensyn_node.cli import CliError
 from gensyn_node.keyring import DEV_NAMES, KeyError_, Keypair, dev_account, keypair_from_uri
 from gensyn_node.rpc.client import RpcClientError, RpcClientException
 from runtime.codec.errors import CodecError
 from runtime.crypto import ED25519, SR25519, ss58_decode
-
-UNIT = 10**12
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

@@ -190,7 +190,7 @@ def apply_extrinsic(runtime: Runtime, ctx: BlockContext, xt: Extrinsic, index: i
     if not xt.is_signed:
         if (pallet_name, xt.call[1]) not in INHERENT_CALLS or index != 0:
             raise InvalidTransaction("Call", "only Timestamp.set may be unsigned, as the block's first extrinsic")
-        return _dispatch(runtime, ctx, xt, NONE, runtime.get_call(xt.call).get_weight(xt.call[2]), 0)
+        return _dispatch(runtime, ctx, xt, NONE, runtime.get_call(xt.call).get_weight(xt.call[2]))
     if (pallet_name, xt.call[1]) in INHERENT_CALLS:
         raise InvalidTransaction("Call", "inherents may not be signed")
     weight, fee, _call = _check_signed(runtime, ctx, xt)
@@ -203,10 +203,10 @@ def apply_extrinsic(runtime: Runtime, ctx: BlockContext, xt: Extrinsic, index: i
     account.nonce += 1
     put_account(state, signer, account)
     deposit_fee_paid(ctx, signer, fee, xt.tip)
-    return _dispatch(runtime, ctx, xt, signed(signer), weight, fee)
+    return _dispatch(runtime, ctx, xt, signed(signer), weight)
 
 
-def _dispatch(runtime: Runtime, ctx: BlockContext, xt: Extrinsic, origin: Any, weight: int, fee: int) -> ApplyOutcome:
+def _dispatch(runtime: Runtime, ctx: BlockContext, xt: Extrinsic, origin: Any, weight: int) -> ApplyOutcome:
     call = runtime.get_call(xt.call)
     ctx.start_layer()
     try:
@@ -214,9 +214,8 @@ def _dispatch(runtime: Runtime, ctx: BlockContext, xt: Extrinsic, origin: Any, w
     except DispatchError as exc:
         ctx.rollback_layer()
         ctx.weight_used += weight
-        info = {"weight": {"ref_time": weight, "proof_size": 0}, "class": call.dispatch_class,
-                "pays_fee": "Yes" if call.pays_fee else "No"}
-        ctx.deposit_event(SYSTEM, SYSTEM_EVENTS, "ExtrinsicFailed", {"dispatch_error": exc.error, "dispatch_info": info})
+        ctx.deposit_event(SYSTEM, SYSTEM_EVENTS, "ExtrinsicFailed",
+                          {"dispatch_error": exc.error, "dispatch_info": _dispatch_info(weight, call)})
         if not xt.is_signed:
             raise InvalidTransaction("Call", f"inherent failed: {exc}") from None
         return ApplyOutcome(False, exc.error, str(exc))
@@ -236,10 +235,13 @@ def _dispatch_info_bytes(weight: int, call: Any) -> bytes:
         return cached
     if len(_DISPATCH_INFO_CACHE) > 4096:
         _DISPATCH_INFO_CACHE.clear()
-    info = {"weight": {"ref_time": weight, "proof_size": 0}, "class": call.dispatch_class,
-            "pays_fee": "Yes" if call.pays_fee else "No"}
-    encoded = _DISPATCH_INFO_CACHE[key] = DispatchInfo.encode(info)
+    encoded = _DISPATCH_INFO_CACHE[key] = DispatchInfo.encode(_dispatch_info(weight, call))
     return encoded
+
+
+def _dispatch_info(weight: int, call: Any) -> dict[str, Any]:
+    return {"weight": {"ref_time": weight, "proof_size": 0}, "class": call.dispatch_class,
+            "pays_fee": "Yes" if call.pays_fee else "No"}
 
 
 # --- whole blocks --------------------------------------------------------------------------------

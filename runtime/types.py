@@ -14,7 +14,6 @@ from runtime.codec.scale import (
     Struct,
     Variant,
     Vec,
-    boolean,
     byte_vec,
     compact_u32,
     compact_u64,
@@ -22,7 +21,6 @@ from runtime.codec.scale import (
     u32,
     u64,
     u128,
-    unit,
 )
 
 AccountId = FixedBytes(32, ("sp_core", "crypto", "AccountId32"))
@@ -200,6 +198,4 @@ Header = Struct(
     ],
 )
 Hash = H256
-Unit = unit
-Bool = boolean
 Moment = u64

@@ -21,11 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gensyn_node.chain_spec import UNIT
 from gensyn_node.client import NodeClient
 from gensyn_node.keyring import dev_account
 from tests.integration.nodeproc import NODE, NodeProcess
-
-UNIT = 10**12
 
 
 def step(title: str) -> None:
