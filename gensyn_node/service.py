@@ -32,6 +32,7 @@ from gensyn_node.rpc.limits import ConnectionStats
 from gensyn_node.rpc.methods import build_api
 from gensyn_node.rpc.server import RpcConfig, serve_rpc
 from gensyn_node.sigcache import SignatureCache
+from gensyn_node.signing_record import KVSigningRecord
 from gensyn_node.txpool import TxPool
 from runtime.block import Block, Header
 from runtime.codec import canonical
@@ -75,6 +76,7 @@ class Node:
             self.store.close()
             raise
         self.verify = SignatureCache()
+        self.signing_record = KVSigningRecord(self.store.kv)
         self.pool = TxPool(self._validate_for_pool, blake2_256, max_count=config.pool_max_count, clock=clock)
         self.metrics = NodeMetrics()
         self.rpc_connections = ConnectionStats()
@@ -184,7 +186,7 @@ class Node:
             return None
         candidates = ((tx.hash, tx.data) for tx in self.pool.ready())
         try:
-            authored = author_block(state, parent, slot, self.slot_ms, author, key, self.store.kv, candidates,
+            authored = author_block(state, parent, slot, self.slot_ms, author, key, self.signing_record, candidates,
                                     self.config.max_block_extrinsics, self.verify)
         except DoubleSignRefused as exc:
             log.warning("authoring skipped slot=%d reason=%s", slot, exc)
