@@ -31,15 +31,16 @@ from consensus.verification import make_seal_check
 from gensyn_node.block_import import BlockImportError, ImportResult, import_block
 from gensyn_node.chain_db import ChainStore
 from gensyn_node.chain_spec import ChainSpec
+from gensyn_node.equivocation import SlotWatch, encode_block_report, encode_vote_report
 from gensyn_node.finality import make_gadget
 from gensyn_node.keyring import Keypair
 from gensyn_node.metrics import NodeMetrics
 from gensyn_node.rpc.server import RpcConfig
 from gensyn_node.sigcache import SignatureCache
 from gensyn_node.signing_record import KVSigningRecord
-from gensyn_node.txpool import TxPool
+from gensyn_node.txpool import PoolError, TxPool
 from runtime.block import Block, Header
-from runtime.executive import validate_transaction
+from runtime.executive import get_next_block_runtime, validate_transaction
 from runtime.hashing import blake2_256
 from runtime.storage import OverlayState
 from runtime.transaction_validity import ValidTransaction
@@ -91,6 +92,7 @@ class Node:
         self.started_at = clock()
         self.rpc_port: int | None = None
         self.network: Any = None  # p2p's Network once started: publish_vote(data)
+        self.slot_watch = SlotWatch()
         self.gadget = make_gadget(self.store, self.slot_ms, self._now_ms(), self._publish_vote, self._on_finalized,
                                   config.session_key if config.validator else None, self.signing_record,
                                   self._on_vote_equivocation)
@@ -132,6 +134,9 @@ class Node:
         if result.status.value == "best":
             self._on_new_best(block, previous_best, result)
         if result.status.value != "known":
+            earlier = self.slot_watch.on_header(block.header)
+            if earlier is not None:
+                self._submit_report("block", lambda runtime: encode_block_report(runtime, earlier, block.header))
             self.gadget.on_block(self._now_ms())
         return result
 
@@ -170,8 +175,18 @@ class Node:
             self.network.publish_vote(data)
 
     def _on_vote_equivocation(self, equivocation: Equivocation) -> None:
-        log.warning("vote equivocation voter=0x%s round=%d step=%d", equivocation.first.voter.hex()[:16],
-                    equivocation.first.round, equivocation.first.step)
+        self._submit_report("vote", lambda runtime: encode_vote_report(runtime, equivocation))
+
+    def _submit_report(self, kind: str, encode: Callable[[Any], bytes]) -> None:
+        """Put an equivocation report in our pool (and so, through gossip, in everyone's)."""
+        _best, state = self.best_state()
+        data = encode(get_next_block_runtime(OverlayState(state.get, state.iter_prefix)))
+        try:
+            tx_hash = self.submit_extrinsic(data)
+        except PoolError as exc:  # already reported, already pooled: nothing more to do
+            log.info("equivocation report not pooled kind=%s reason=%s", kind, exc)
+            return
+        log.warning("equivocation reported kind=%s tx=0x%s", kind, tx_hash.hex()[:16])
 
     def on_gossip_vote(self, data: bytes, peer: Any = None) -> Verdict:
         """A finality message from the network; the verdict (accept, ignore, reject) scores the peer."""

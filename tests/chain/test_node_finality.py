@@ -79,3 +79,84 @@ def test_node_restarted_validator_resumes_and_finalizes_on(tmp_path):
     assert node.store.finalized_header().number == 5
     node.close()
 
+
+# --- equivocations seen by the node become reports in its pool, then slashes on chain ----------------
+
+def open_local_node(path, clock):
+    config = NodeConfig(spec=dev_spec(validators=4), base_path=str(path), validator=True, session_key=ALICE_SESSION,
+                        rpc_enabled=False)
+    return Node(config, clock=clock)
+
+
+def author_until_included(node, clock, tx_hash, limit=60):
+    for _ in range(limit):
+        clock.now += node.slot_ms / 1000
+        result = node.try_author(int(clock.now * 1000) // node.slot_ms)
+        if result is not None and tx_hash not in {tx.hash for tx in node.pool.ready()}:
+            return node.store.best_header()
+    raise AssertionError("the report was never included")
+
+
+def bob_bond(node):
+    from runtime.pallets.staking.api import get_ledger
+
+    _best, state = node.best_state()
+    return get_ledger(state, dev_account("bob").public).total
+
+
+def test_node_reports_a_double_vote_and_the_offender_is_slashed(tmp_path):
+    from consensus.finality_messages import Vote
+    from runtime.finality_vote import PREVOTE
+    from runtime.pallets.staking.api import get_active_validators
+
+    clock = Clock()
+    node = open_local_node(tmp_path, clock)
+    bob = dev_account("bob", ED25519)
+    genesis = node.store.genesis_hash
+    votes = []
+    for target in (b"\x01" * 32, b"\x02" * 32):
+        unsigned = Vote(0, node.gadget.round, PREVOTE, target, 3, bob.public, b"")
+        votes.append(Vote(0, node.gadget.round, PREVOTE, target, 3, bob.public, bob.sign(unsigned.payload(genesis))))
+    assert node.on_gossip_vote(votes[0].encode()).kind == "accept"
+    assert node.on_gossip_vote(votes[1].encode()).reason == "equivocation"
+    (report,) = node.pool.ready()
+    before = bob_bond(node)
+    author_until_included(node, clock, report.hash)
+    assert bob_bond(node) < before
+    _best, state = node.best_state()
+    assert dev_account("bob").public not in [a for a, _k, _s in get_active_validators(state)]
+    node.close()
+
+
+def test_node_reports_two_blocks_for_one_slot_and_the_author_is_slashed(tmp_path):
+    from consensus.authoring import author_block, is_slot_leader
+    from tests.consensus.finality_harness import MemoryRecord
+
+    clock = Clock()
+    node = open_local_node(tmp_path, clock)
+    bob = dev_account("bob", ED25519)
+    parent, state = node.best_state()
+    slot = int(clock.now * 1000) // node.slot_ms + 1
+    while is_slot_leader(state, slot, bob.public) is None:
+        slot += 1
+    clock.now = slot * node.slot_ms / 1000
+    authored = author_block(state, parent, slot, node.slot_ms, dev_account("bob").public, bob, MemoryRecord(), [])
+    # A second block for the slot (bob's own signing record would refuse to seal it).
+    blocks = [authored.block, _with_other_timestamp(state, parent, slot, node, bob)]
+    for block in blocks:
+        node.import_block(block)
+    (report,) = node.pool.ready()
+    before = bob_bond(node)
+    author_until_included(node, clock, report.hash)
+    assert bob_bond(node) < before
+    node.close()
+
+
+def _with_other_timestamp(state, parent, slot, node, key):
+    """Another block for the same slot and author: same slot, a later timestamp inside it."""
+    from runtime.block import Block
+    from runtime.executive import BlockBuilder
+
+    builder = BlockBuilder(state, parent, slot, dev_account("bob").public, slot * node.slot_ms + 1)
+    unsealed, _executed = builder.build()
+    return Block(unsealed.header.with_seal(key.sign(unsealed.header.hash)), unsealed.extrinsics)
