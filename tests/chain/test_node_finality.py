@@ -129,7 +129,7 @@ def test_node_reports_a_double_vote_and_the_offender_is_slashed(tmp_path):
 
 
 def test_node_reports_two_blocks_for_one_slot_and_the_author_is_slashed(tmp_path):
-    from consensus.authoring import author_block, is_slot_leader
+    from consensus.authoring import author_block, find_slot_author
     from tests.consensus.finality_harness import MemoryRecord
 
     clock = Clock()
@@ -137,7 +137,7 @@ def test_node_reports_two_blocks_for_one_slot_and_the_author_is_slashed(tmp_path
     bob = dev_account("bob", ED25519)
     parent, state = node.best_state()
     slot = int(clock.now * 1000) // node.slot_ms + 1
-    while is_slot_leader(state, slot, bob.public) is None:
+    while find_slot_author(state, slot, bob.public) is None:
         slot += 1
     clock.now = slot * node.slot_ms / 1000
     authored = author_block(state, parent, slot, node.slot_ms, dev_account("bob").public, bob, MemoryRecord(), [])
