@@ -10,6 +10,7 @@ import trio
 from gensyn_node import __version__
 from gensyn_node.rpc.api import RpcApi
 from gensyn_node.rpc.errors import RpcError
+from gensyn_node.rpc.grandpa import register_grandpa_api
 from gensyn_node.rpc.node import RpcNode
 from gensyn_node.rpc.shapes import decode_hex, encode_hex, header_json, runtime_version_json
 from gensyn_node.rpc.substrate import register_substrate_api
@@ -260,4 +261,5 @@ def build_api(node: RpcNode) -> RpcApi:
     api.subscription("author_submitAndWatchExtrinsic", "author_unwatchExtrinsic", "author_extrinsicUpdate",
                      rpc.author_submitAndWatchExtrinsic)
     register_substrate_api(api, node)
+    register_grandpa_api(api, node)
     return api
