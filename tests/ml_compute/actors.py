@@ -13,6 +13,7 @@ from runtime.ml.segments import compute_commitment, get_checkpoint_proof, initia
 from runtime.ml.state import TrainState, compute_state_hash, encode_state
 from runtime.pallets.ml_compute.referee import build_training_job
 
+_INITIAL: dict[tuple[int, bytes], TrainState] = {}
 METRICS = {"loss_q16": 1 << 16, "train_accuracy_ppm": 500_000, "test_accuracy_ppm": 0}
 
 
@@ -40,7 +41,12 @@ class Trajectory:
 
     def __post_init__(self) -> None:
         tjob = build_training_job(self.job)
-        state = initial_state(tjob)
+        key = (tjob.model_id, tjob.seed)
+        if key not in _INITIAL:  # the seeded init hashes every parameter: once per job
+            if len(_INITIAL) >= 4:
+                _INITIAL.clear()
+            _INITIAL[key] = initial_state(tjob)
+        state = _INITIAL[key].clone()
         if self.fake_initial:
             state = tamper(state)
         self.states = [state]
@@ -73,7 +79,7 @@ class Trajectory:
 
     def reveal_args(self, job_id: int, segment: int) -> dict[str, Any]:
         ckpts = self.checkpoint_hashes
-        return {"job": job_id, "start_hash": ckpts[segment], "start_proof": self.proof(segment),
+        return {"job": job_id, "segment": segment, "start_hash": ckpts[segment], "start_proof": self.proof(segment),
                 "end_hash": ckpts[segment + 1], "end_proof": self.proof(segment + 1)}
 
     def referee_args(self, job_id: int, step: int, levels: list[list[bytes]]) -> dict[str, Any]:

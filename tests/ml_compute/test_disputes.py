@@ -139,6 +139,7 @@ def test_moves_out_of_turn_or_phase_are_rejected(sim, subset, subset_info):
     sim.fails((BOB, "bisect", {"job": 0, "mid_hash": bytes(32)}), "WrongPhase")
     bad = {**solver.reveal_args(0, 1), "end_hash": b"\x02" * 32}
     sim.fails((BOB, "reveal_segment", bad), "InvalidCheckpointProof")
+    sim.fails((BOB, "reveal_segment", solver.reveal_args(0, 0)), "SegmentOutOfRange")
     sim.ok((BOB, "reveal_segment", solver.reveal_args(0, 1)))
     sim.fails((EVE, "bisect", {"job": 0, "mid_hash": bytes(32)}), "NotYourMove")
     sim.fails((BOB, "answer", {"job": 0, "agree": True}), "WrongPhase")

@@ -102,12 +102,13 @@ def apply_challenge(ctx: BlockContext, who: bytes, job_id: int, segment: int, cl
                                        "by_verifier": by_verifier})
 
 
-def apply_reveal(ctx: BlockContext, who: bytes, job_id: int, start_hash: bytes, start_proof: list[bytes],
-                 end_hash: bytes, end_proof: list[bytes]) -> None:
+def apply_reveal(ctx: BlockContext, who: bytes, job_id: int, segment: int, start_hash: bytes,
+                 start_proof: list[bytes], end_hash: bytes, end_proof: list[bytes]) -> None:
     dispute = get_dispute(ctx, job_id)
     job = get_job(ctx, job_id)
     validate_move(ctx, dispute, who, job["solver"], "AwaitReveal")
-    segment = dispute["segment"]
+    if segment != dispute["segment"]:
+        raise ERRORS("SegmentOutOfRange", f"the dispute is over segment {dispute['segment']}, not {segment}")
     validate_checkpoint_proof(job, segment, start_hash, start_proof)
     validate_checkpoint_proof(job, segment + 1, end_hash, end_proof)
     dispute["rounds"] += 1
