@@ -306,4 +306,6 @@ def build_api(node: Node) -> RpcApi:
                      rpc.author_submitAndWatchExtrinsic)
     from gensyn_node.rpc_substrate import register_substrate_api  # imports this module's hex helpers
     register_substrate_api(api, node)
+    from gensyn_node.rpc.mlcompute import register_mlcompute_api
+    register_mlcompute_api(api, node)
     return api
