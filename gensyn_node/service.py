@@ -2,9 +2,10 @@
 finality, the JSON-RPC server and metrics. Every long-lived part is a task in one nursery and
 signals readiness with `task_status.started()`.
 
-Data path: `submit_extrinsic` (RPC) → pool (validated against the best state) → the slot's
-author builds, seals and imports the block through `import_block` → pool pruned and
-revalidated → subscribers notified (new heads, extrinsic watchers) → finality.
+Data path: `submit_extrinsic` (RPC) → pool (validated against the best state) → gossip → the
+slot's author builds, seals and imports the block through `import_block` and gossips it →
+peers verify, re-execute (off the event loop) and commit it through the same `import_block` →
+pool pruned and revalidated → subscribers notified (new heads, extrinsic watchers) → finality.
 """
 
 from __future__ import annotations
@@ -22,16 +23,19 @@ from consensus.authoring import DoubleSignRefused, author_block, is_slot_leader
 from consensus.authorities import get_authorities
 from consensus.slots import compute_slot
 from consensus.verification import make_seal_check
-from gensyn_node.block_import import BlockImportError, ImportResult, import_block
+from gensyn_node.block_import import BlockImportError, ImportResult, execute_for_import, import_block
 from gensyn_node.chain_db import ChainStore
 from gensyn_node.chain_spec import ChainSpec
 from gensyn_node.keyring import Keypair
 from gensyn_node.metrics import NodeMetrics
 from gensyn_node.rpc.server import RpcConfig
 from gensyn_node.sigcache import SignatureCache
-from gensyn_node.txpool import TxPool
+from gensyn_node.txpool import Invalid, PoolError, TxPool
+from p2p.messages import MAX_BLOCKS_RESPONSE, BlocksRequest, Status, SyncedBlock
+from p2p.reputation import Verdict
 from runtime.block import Block, Header
 from runtime.codec import canonical
+from runtime.codec.errors import CodecError
 from runtime.executive import validate_transaction
 from runtime.hashing import blake2_256
 from runtime.storage import OverlayState
@@ -53,6 +57,11 @@ class NodeConfig:
     prometheus_port: int | None = None
     p2p_port: int = 30333
     bootnodes: list[str] = field(default_factory=list)
+    network_enabled: bool = True
+    node_key: bytes | None = None          # ed25519 seed; None: <base_path>/network/secret
+    listen_addrs: list[str] = field(default_factory=list)  # default: /ip4/0.0.0.0/tcp/<p2p_port>
+    public_addrs: list[str] = field(default_factory=list)
+    informant: Callable[[str], None] | None = None  # where progress lines go (the CLI: stderr)
     pool_max_count: int = 8192
     max_block_extrinsics: int = 5000
 
@@ -82,6 +91,9 @@ class Node:
         self._best_state: tuple[bytes, Trie] | None = None
         self.started_at = clock()
         self.rpc_port: int | None = None
+        self.network: Any = None  # p2p.network.Network once `run` starts it
+        self.sync: Any = None     # gensyn_node.sync.ChainSync, with the network
+        self._import_lock = trio.Lock()
         self._update_metrics()
 
     # --- state access ------------------------------------------------------------------------
@@ -104,6 +116,8 @@ class Node:
         best = self.store.best_header()
         tx_hash, _status = self.pool.submit(data, best.hash, best.number)
         self.metrics.pool_size.set(len(self.pool))
+        if self.network is not None:
+            self.network.queue_transaction(data)
         return tx_hash
 
     # --- blocks ------------------------------------------------------------------------------
@@ -117,6 +131,17 @@ class Node:
         if result.status.value == "best":
             self._on_new_best(block, previous_best, result)
         return result
+
+    async def import_block_async(self, block: Block) -> ImportResult:
+        """A peer's block (gossip or sync): verified and re-executed in a worker thread, so RPC,
+        gossip and the slot timer keep running; committed here, on the event loop. One import
+        at a time, so that blocks commit in the order they arrive."""
+        async with self._import_lock:
+            if self.store.has_block(block.header.hash):
+                return self.import_block(block)
+            executed = await trio.to_thread.run_sync(
+                lambda: execute_for_import(self.store, block, seal_check=self.seal_check, verify=self.verify))
+            return self.import_block(block, executed)
 
     def _on_new_best(self, block: Block, previous_best: bytes, result: ImportResult) -> None:
         header = block.header
@@ -198,13 +223,125 @@ class Node:
             now_ms = self.clock() * 1000
             slot = compute_slot(int(now_ms), self.slot_ms)
             try:
-                self.try_author(slot)
+                result = self.try_author(slot)
+                if result is not None and self.network is not None:
+                    block = self.store.get_block(result.block_hash)
+                    if block is not None:
+                        await self.network.publish_block(block.encode())
             except BlockImportError as exc:
                 log.error("own block rejected slot=%d reason=%s", slot, exc.reason)
             except Exception:  # an edge: one slot's failure must not stop the validator
                 log.exception("authoring failed slot=%d", slot)
             next_start = (slot + 1) * self.slot_ms
             await trio.sleep(max(0.0, (next_start - self.clock() * 1000) / 1000))
+
+    # --- network handlers (p2p.network.NetworkHandlers) ----------------------------------------
+
+    def get_status(self) -> Status:
+        best, finalized = self.store.best_header(), self.store.finalized_header()
+        return Status(best.number, best.hash, finalized.number, finalized.hash, self.config.validator)
+
+    def get_blocks(self, request: BlocksRequest) -> list[SyncedBlock]:
+        """Canonical blocks from `request.start`, each with its stored justification."""
+        blocks: list[SyncedBlock] = []
+        size = 0
+        for number in range(request.start, request.start + request.count):
+            block_hash = self.store.hash_at(number)
+            block = self.store.get_block(block_hash) if block_hash is not None else None
+            if block is None:
+                break
+            data = block.encode()
+            justification = self.store.get_justification(block.header.hash)
+            size += len(data) + len(justification or b"") + 16
+            if blocks and size > MAX_BLOCKS_RESPONSE - 1024:
+                break
+            blocks.append(SyncedBlock(data, justification))
+        return blocks
+
+    def get_blob(self, blob_hash: bytes) -> bytes | None:
+        from gensyn_node.db import keys
+
+        return self.store.kv.get(keys.checkpoint_key(blob_hash))
+
+    async def on_gossip_block(self, data: bytes, peer: str) -> Verdict:
+        """A block announced by a peer: ignore what is known or not ours to judge yet (its
+        parent unknown: sync fetches it), punish what is invalid."""
+        try:
+            block = Block.decode(data)
+        except CodecError as exc:
+            log.info("gossip block undecodable peer=%s reason=%s", peer, exc)
+            return Verdict.REJECT
+        if self.store.has_block(block.header.hash):
+            return Verdict.IGNORE
+        try:
+            result = await self.import_block_async(block)
+        except BlockImportError as exc:
+            if exc.unknown_parent and self.sync is not None:
+                self.sync.wake()
+            log.info("gossip block refused number=%d peer=%s kind=%s reason=%s", block.header.number, peer,
+                     exc.kind.value, exc.reason)
+            return Verdict.REJECT if exc.kind.is_punishable else Verdict.IGNORE
+        log.info("imported number=%d hash=0x%s peer=%s status=%s ms=%.1f", result.number, result.block_hash.hex()[:16],
+                 peer, result.status.value, result.seconds * 1000)
+        return Verdict.ACCEPT
+
+    async def on_gossip_transactions(self, batch: list[bytes], peer: str) -> Verdict:
+        """Transactions a peer relays: pooled like a client's (the gossip layer relays them on);
+        one that no honest node would relay (a bad signature, undecodable) costs the peer."""
+        best = self.store.best_header()
+        bad = 0
+        for data in batch:
+            try:
+                self.pool.submit(data, best.hash, best.number)
+            except Invalid as exc:
+                if exc.kind in ("BadProof", "BadSigner") or "decode" in exc.reason:
+                    bad += 1
+            except PoolError:
+                pass  # known, banned a while, or the pool is full: not the peer's fault
+        self.metrics.pool_size.set(len(self.pool))
+        return Verdict.REJECT if bad else Verdict.ACCEPT
+
+    async def on_gossip_vote(self, data: bytes, peer: str) -> Verdict:
+        """Finality votes from the votes topic. The finality gadget plugs in here and returns
+        ACCEPT (a new valid vote), IGNORE (known, or for a round we left) or REJECT (a bad
+        signature, a non-validator): until it exists every vote is ignored."""
+        return Verdict.IGNORE
+
+    async def publish_vote(self, data: bytes) -> None:
+        """Gossip a finality vote (the gadget's encoded bytes) to every peer."""
+        if self.network is not None:
+            await self.network.publish_vote(data)
+
+    def import_justification(self, block_hash: bytes, data: bytes) -> None:
+        """A justification that came with a synced block. The finality gadget plugs in here to
+        verify it and finalize the block; until then it is not trusted and not stored."""
+        log.debug("justification received block=0x%s bytes=%d (no finality gadget yet)", block_hash.hex()[:16],
+                  len(data))
+
+    def _inform(self, line: str) -> None:
+        if self.config.informant is not None:
+            self.config.informant(line)
+        else:
+            log.info("%s", line)
+
+    def _network_config(self) -> Any:
+        from p2p.network import NetworkConfig
+        from p2p.nodekey import load_or_create_node_key
+
+        seed = self.config.node_key or load_or_create_node_key(self.config.base_path)[0]
+        listen = self.config.listen_addrs or [f"/ip4/0.0.0.0/tcp/{self.config.p2p_port}"]
+        return NetworkConfig(genesis_hash=self.genesis.hash, node_key=seed, listen_addrs=listen,
+                             bootnodes=list(self.config.bootnodes), public_addrs=list(self.config.public_addrs))
+
+    async def _start_network(self, nursery: trio.Nursery) -> None:
+        from gensyn_node.sync import ChainSync
+        from p2p.network import Network
+
+        network = Network(self._network_config(), self)
+        self._inform(f"🏷  Local node identity is: {network.local_peer_id}")
+        self.network = await nursery.start(network.run)
+        self.sync = ChainSync(self, self.network, self._inform)
+        await nursery.start(self.sync.run)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -219,6 +356,8 @@ class Node:
                     self.rpc_port = await nursery.start(serve_rpc, api, self.config.rpc)
                 if self.config.prometheus_port is not None:
                     self.metrics.serve(self.config.prometheus_port)
+                if self.config.network_enabled:
+                    await self._start_network(nursery)
                 if self.config.validator:
                     await nursery.start(self.run_authoring)
                 log.info("node started name=%s chain=%s best=%d rpc_port=%s", self.config.name, self.spec.id,
