@@ -5,8 +5,9 @@ Checks, in order: not already known; parent known; number follows the parent's; 
 below the finalized block; the consensus check (seal, slot leader) when one is given; then the
 runtime re-executes the block against the parent's state and compares the roots (skipped only
 for a block this node just built, whose execution result it already holds). The block, its
-state and the best pointer then go to disk in one atomic batch. Fork choice: the longest chain
-that contains the last finalized block; on a tie the block seen first stays best.
+state and the best pointer then go to disk in one atomic batch. Fork choice
+(`consensus.fork_choice`): the longest chain that contains the last finalized block; on a tie
+the block seen first stays best.
 """
 
 from __future__ import annotations
@@ -17,11 +18,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from consensus.fork_choice import is_better, is_descendant
 from consensus.verification import FutureSlot
 from gensyn_node.chain_db import ChainStore
 from runtime.block import Block, Header
 from runtime.crypto import verify_signature
-from runtime.executive import ExecutedBlock, InvalidBlock, Verifier, execute_block, get_signature_checks
+from runtime.executive import (
+    ExecutedBlock,
+    InvalidBlock,
+    SignatureChecker,
+    execute_block,
+    get_signature_checks,
+)
 from runtime.trie import Trie
 
 log = logging.getLogger(__name__)
@@ -74,7 +82,7 @@ class ImportResult:
 
 
 def import_block(store: ChainStore, block: Block, *, seal_check: SealCheck | None = None,
-                 executed: ExecutedBlock | None = None, verify: Verifier = verify_signature) -> ImportResult:
+                 executed: ExecutedBlock | None = None, verify: SignatureChecker = verify_signature) -> ImportResult:
     """Verify and commit `block`; raise BlockImportError with the reason if it is invalid."""
     started = time.perf_counter()
     header = block.header
@@ -88,7 +96,7 @@ def import_block(store: ChainStore, block: Block, *, seal_check: SealCheck | Non
         if seal_check is not None:
             _check_seal(seal_check, header, store)
     best = store.best_header()
-    make_best = header.number > best.number
+    make_best = is_better(header, best)
     reorg = make_best and header.parent_hash != best.hash
     store.commit_block(block, executed, make_best)
     seconds = time.perf_counter() - started
@@ -99,7 +107,7 @@ def import_block(store: ChainStore, block: Block, *, seal_check: SealCheck | Non
 
 
 def execute_for_import(store: ChainStore, block: Block, *, seal_check: SealCheck | None = None,
-                       verify: Verifier = verify_signature) -> ExecutedBlock:
+                       verify: SignatureChecker = verify_signature) -> ExecutedBlock:
     """Every check of `import_block` and the re-execution, without writing anything: safe to
     run in a worker thread while the event loop serves, the commit following on the loop."""
     header = block.header
@@ -124,7 +132,7 @@ def _validate_chaining(store: ChainStore, header: Header) -> Header:
         raise BlockImportError(f"block number {header.number} does not follow parent #{parent.number}")
     finalized = store.finalized_header()
     # Verify that the block does not fork off below the finalized block.
-    if header.number <= finalized.number or not _descends_from(store, parent, finalized):
+    if header.number <= finalized.number or not is_descendant(store, parent, finalized):
         raise BlockImportError("block is not a descendant of the finalized block", ImportErrorKind.BELOW_FINALIZED)
     return parent
 
@@ -140,8 +148,8 @@ def _check_seal(seal_check: SealCheck, header: Header, store: ChainStore, parent
         raise BlockImportError(f"invalid block #{header.number}: {exc}") from None
 
 
-def _execute(parent_state: Trie, block: Block, verify: Verifier) -> ExecutedBlock:
-    """Execute the block; a verifier that can check signatures ahead (the node's memo with its
+def _execute(parent_state: Trie, block: Block, verify: SignatureChecker) -> ExecutedBlock:
+    """Execute the block; a signature checker that can run its checks ahead (the node's memo with its
     worker) gets the block's checks first and runs them beside the execution."""
     prefetch = getattr(verify, "prefetch", None)
     if prefetch is None:
@@ -152,13 +160,3 @@ def _execute(parent_state: Trie, block: Block, verify: Verifier) -> ExecutedBloc
     finally:
         verify.settle()  # type: ignore[attr-defined]
 
-
-def _descends_from(store: ChainStore, header: Header, ancestor: Header) -> bool:
-    if store.hash_at(header.number) == header.hash:
-        return True  # on the canonical chain, which always contains the finalized block
-    while header.number > ancestor.number:
-        parent = store.get_header(header.parent_hash)
-        if parent is None:
-            return False
-        header = parent
-    return header.hash == ancestor.hash
