@@ -18,6 +18,11 @@ from runtime.trie import Trie
 MAX_FUTURE_SLOTS = 2
 
 
+class FutureSlot(InvalidBlock):
+    """A header for a slot still ahead of our clock: not valid yet, but not the sender's fault
+    either (clocks drift), so it is ignored rather than punished."""
+
+
 def make_seal_check(slot_ms: int, now_ms: Callable[[], int]) -> Callable[[Header, Header, Trie], None]:
     def check_seal(header: Header, parent: Header, parent_state: Trie) -> None:
         try:
@@ -29,7 +34,7 @@ def make_seal_check(slot_ms: int, now_ms: Callable[[], int]) -> Callable[[Header
             raise InvalidBlock(f"slot {slot} is not after the parent's slot")
         # Verify that the slot is not in the future.
         if slot > compute_slot(now_ms(), slot_ms) + MAX_FUTURE_SLOTS:
-            raise InvalidBlock(f"slot {slot} is in the future")
+            raise FutureSlot(f"slot {slot} is in the future")
         leader = get_slot_leader(get_authorities(parent_state), get_randomness(parent_state), slot)
         # Verify that the author is the slot's leader.
         if leader is None or leader.account != author:

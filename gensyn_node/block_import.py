@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from consensus.fork_choice import is_better, is_descendant
+from consensus.verification import FutureSlot
 from gensyn_node.chain_db import ChainStore
 from runtime.block import Block, Header
 from runtime.crypto import verify_signature
@@ -43,13 +44,32 @@ class ImportStatus(enum.Enum):
     ALREADY_KNOWN = "known"
 
 
-class BlockImportError(Exception):
-    """The block was not imported; `reason` says why. The store is unchanged."""
+class ImportErrorKind(enum.Enum):
+    """Why a block was refused, so that the network can tell useless data (ignored) from
+    invalid data (its sender punished)."""
 
-    def __init__(self, reason: str, unknown_parent: bool = False):
+    UNKNOWN_PARENT = "unknown_parent"    # useless until sync fetches the parent
+    BELOW_FINALIZED = "below_finalized"  # a fork we can never take (a slow or stale peer)
+    FUTURE_SLOT = "future_slot"          # a header a slot or more early (clock drift)
+    INVALID = "invalid"                  # wrong number, seal, leader or execution
+
+    @property
+    def is_punishable(self) -> bool:
+        return self is ImportErrorKind.INVALID
+
+
+class BlockImportError(Exception):
+    """The block was not imported; `reason` says why and `kind` what sort of failure it is.
+    The store is unchanged."""
+
+    def __init__(self, reason: str, kind: ImportErrorKind = ImportErrorKind.INVALID):
         super().__init__(reason)
         self.reason = reason
-        self.unknown_parent = unknown_parent
+        self.kind = kind
+
+    @property
+    def unknown_parent(self) -> bool:
+        return self.kind is ImportErrorKind.UNKNOWN_PARENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,25 +89,12 @@ def import_block(store: ChainStore, block: Block, *, seal_check: SealCheck | Non
     block_hash = header.hash
     if store.has_block(block_hash):
         return ImportResult(ImportStatus.ALREADY_KNOWN, block_hash, header.number)
-    parent = store.get_header(header.parent_hash)
-    # Verify that the parent is known (else the caller should sync it first).
-    if parent is None:
-        raise BlockImportError(f"unknown parent 0x{header.parent_hash.hex()}", unknown_parent=True)
-    # Verify that the block number follows the parent's.
-    if header.number != parent.number + 1:
-        raise BlockImportError(f"block number {header.number} does not follow parent #{parent.number}")
-    finalized = store.finalized_header()
-    # Verify that the block does not fork off below the finalized block.
-    if header.number <= finalized.number or not is_descendant(store, parent, finalized):
-        raise BlockImportError("block is not a descendant of the finalized block")
-    parent_state = store.state_at(header.parent_hash)
-    try:
+    if executed is None or executed.state_root != header.state_root:
+        executed = execute_for_import(store, block, seal_check=seal_check, verify=verify)
+    else:
+        _validate_chaining(store, header)
         if seal_check is not None:
-            seal_check(header, parent, parent_state)
-        if executed is None or executed.state_root != header.state_root:
-            executed = _execute(parent_state, block, verify)
-    except InvalidBlock as exc:
-        raise BlockImportError(f"invalid block #{header.number}: {exc}") from None
+            _check_seal(seal_check, header, store)
     best = store.best_header()
     make_best = is_better(header, best)
     reorg = make_best and header.parent_hash != best.hash
@@ -97,6 +104,48 @@ def import_block(store: ChainStore, block: Block, *, seal_check: SealCheck | Non
     log.debug("imported number=%d hash=0x%s status=%s reorg=%s ms=%.1f", header.number, block_hash.hex()[:16],
               status.value, reorg, seconds * 1000)
     return ImportResult(status, block_hash, header.number, reorg, seconds)
+
+
+def execute_for_import(store: ChainStore, block: Block, *, seal_check: SealCheck | None = None,
+                       verify: SignatureChecker = verify_signature) -> ExecutedBlock:
+    """Every check of `import_block` and the re-execution, without writing anything: safe to
+    run in a worker thread while the event loop serves, the commit following on the loop."""
+    header = block.header
+    parent = _validate_chaining(store, header)
+    parent_state = store.state_at(header.parent_hash)
+    if seal_check is not None:
+        _check_seal(seal_check, header, store, parent, parent_state)
+    try:
+        return _execute(parent_state, block, verify)
+    except InvalidBlock as exc:
+        raise BlockImportError(f"invalid block #{header.number}: {exc}") from None
+
+
+def _validate_chaining(store: ChainStore, header: Header) -> Header:
+    """The parent's header, once the block is known to chain onto the finalized chain."""
+    parent = store.get_header(header.parent_hash)
+    # Verify that the parent is known (else the caller should sync it first).
+    if parent is None:
+        raise BlockImportError(f"unknown parent 0x{header.parent_hash.hex()}", ImportErrorKind.UNKNOWN_PARENT)
+    # Verify that the block number follows the parent's.
+    if header.number != parent.number + 1:
+        raise BlockImportError(f"block number {header.number} does not follow parent #{parent.number}")
+    finalized = store.finalized_header()
+    # Verify that the block does not fork off below the finalized block.
+    if header.number <= finalized.number or not is_descendant(store, parent, finalized):
+        raise BlockImportError("block is not a descendant of the finalized block", ImportErrorKind.BELOW_FINALIZED)
+    return parent
+
+
+def _check_seal(seal_check: SealCheck, header: Header, store: ChainStore, parent: Header | None = None,
+                parent_state: Trie | None = None) -> None:
+    parent = parent or store.require_header(header.parent_hash)
+    try:
+        seal_check(header, parent, parent_state or store.state_at(header.parent_hash))
+    except FutureSlot as exc:
+        raise BlockImportError(f"block #{header.number}: {exc}", ImportErrorKind.FUTURE_SLOT) from None
+    except InvalidBlock as exc:
+        raise BlockImportError(f"invalid block #{header.number}: {exc}") from None
 
 
 def _execute(parent_state: Trie, block: Block, verify: SignatureChecker) -> ExecutedBlock:

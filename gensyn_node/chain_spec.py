@@ -136,14 +136,21 @@ def _validator(name: str) -> dict[str, str]:
             "bond": str(DEV_BOND)}
 
 
+def validator_names(count: int) -> list[str]:
+    """alice, bob, charlie, dave, eve, ferdie, then validator7, validator8, ... (//Validator7)."""
+    return [*DEV_NAMES[:count], *(f"validator{i}" for i in range(len(DEV_NAMES) + 1, count + 1))]
+
+
 def dev_spec(validators: int = 1, slot_ms: int = 1000) -> ChainSpec:
-    """`--dev` (one validator, alice) or `local` (alice and bob): dev accounts pre-funded."""
-    names = DEV_NAMES[:validators]
+    """`--dev` (one validator, alice), `local` (alice and bob), or a devnet of N validators with
+    equal bonds: dev accounts pre-funded."""
+    names = validator_names(validators)
     params = asdict(ChainParameters(slot_duration_ms=slot_ms, era_length=600, min_validator_bond=1000 * UNIT))
+    funded = [*DEV_NAMES, *names[len(DEV_NAMES):]]
     genesis = {
         "specVersion": 2,
         "params": {k: str(v) for k, v in params.items()},
-        "balances": [[dev_account(n).address, str(DEV_ENDOWMENT)] for n in DEV_NAMES],
+        "balances": [[dev_account(n).address, str(DEV_ENDOWMENT)] for n in funded],
         "sudo": dev_account("alice").address,
         "treasury": ss58_encode(b"modlpy/trsry".ljust(32, b"\x00")),
         "validators": [_validator(n) for n in names],

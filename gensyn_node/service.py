@@ -2,11 +2,12 @@
 finality, the JSON-RPC server and metrics. Every long-lived part is a task in one nursery and
 signals readiness with `task_status.started()`.
 
-Data path: `submit_extrinsic` (RPC) → pool (validated against the best state) → the slot's
-author builds, seals and imports the block through `import_block` → pool pruned and
-revalidated → subscribers notified (new heads, extrinsic watchers) → finality: the gadget
-(`consensus.finality`, wired in `gensyn_node.finality`) votes, finalizes, and the node
-notifies finalized-head subscribers and transaction watchers.
+Data path: `submit_extrinsic` (RPC) → pool (validated against the best state) → gossip → the
+slot's author builds, seals and imports the block through `import_block` and gossips it →
+peers verify, re-execute (off the event loop) and commit it through the same `import_block` →
+pool pruned and revalidated → subscribers notified (new heads, extrinsic watchers) → finality:
+the gadget (`consensus.finality`, wired in `gensyn_node.finality`) votes, finalizes, and the
+node notifies finalized-head subscribers and transaction watchers.
 
 The network's seam: inbound finality messages go to `on_gossip_vote(data, peer)` (its verdict
 scores the peer), outbound ones to `network.publish_vote(data)`, and a justification received
@@ -26,10 +27,10 @@ from typing import Any
 import trio
 
 from consensus.authoring import DoubleSignRefused, author_block, find_slot_author
-from consensus.finality import Equivocation, Verdict
+from consensus.finality import Equivocation
 from consensus.slots import compute_slot
 from consensus.verification import make_seal_check
-from gensyn_node.block_import import BlockImportError, ImportResult, import_block
+from gensyn_node.block_import import BlockImportError, ImportResult, execute_for_import, import_block
 from gensyn_node.chain_db import ChainStore
 from gensyn_node.chain_spec import ChainSpec
 from gensyn_node.equivocation import SlotWatch, encode_block_report, encode_vote_report
@@ -41,8 +42,11 @@ from gensyn_node.rpc.methods import build_api
 from gensyn_node.rpc.server import RpcConfig, serve_rpc
 from gensyn_node.sigcache import SignatureCache
 from gensyn_node.signing_record import KVSigningRecord
-from gensyn_node.txpool import PoolError, TxPool
+from gensyn_node.txpool import Invalid, PoolError, TxPool
+from p2p.messages import MAX_BLOCKS_RESPONSE, BlocksRequest, Status, SyncedBlock
+from p2p.reputation import Verdict
 from runtime.block import Block, Header
+from runtime.codec.errors import CodecError
 from runtime.executive import get_next_block_runtime, validate_transaction
 from runtime.hashing import blake2_256
 from runtime.storage import OverlayState
@@ -64,6 +68,11 @@ class NodeConfig:
     prometheus_port: int | None = None
     p2p_port: int = 30333
     bootnodes: list[str] = field(default_factory=list)
+    network_enabled: bool = True
+    node_key: bytes | None = None          # ed25519 seed; None: <base_path>/network/secret
+    listen_addrs: list[str] = field(default_factory=list)  # default: /ip4/0.0.0.0/tcp/<p2p_port>
+    public_addrs: list[str] = field(default_factory=list)
+    informant: Callable[[str], None] | None = None  # where progress lines go (the CLI: stderr)
     pool_max_count: int = 8192
     max_block_extrinsics: int = 5000
 
@@ -97,6 +106,10 @@ class Node:
         self.started_at = clock()
         self.rpc_port: int | None = None
         self.network: Any = None  # p2p's Network once started: publish_vote(data)
+        self.sync: Any = None     # gensyn_node.sync.ChainSync, with the network
+        self._import_lock = trio.Lock()
+        # The gadget publishes from synchronous code; a task drains this into gossip.
+        self._vote_send, self._vote_receive = trio.open_memory_channel(1024)
         self.slot_watch = SlotWatch()
         self.gadget = make_gadget(self.store, self.slot_ms, self._now_ms(), self._publish_vote, self._on_finalized,
                                   config.session_key if config.validator else None, self.signing_record,
@@ -126,6 +139,8 @@ class Node:
         best = self.store.best_header()
         tx_hash, _status = self.pool.submit(data, best.hash, best.number)
         self.metrics.pool_size.set(len(self.pool))
+        if self.network is not None:
+            self.network.queue_transaction(data)
         return tx_hash
 
     # --- blocks ------------------------------------------------------------------------------
@@ -144,6 +159,17 @@ class Node:
                 self._submit_report("block", lambda runtime: encode_block_report(runtime, earlier, block.header))
             self.gadget.on_block(self._now_ms())
         return result
+
+    async def import_block_async(self, block: Block) -> ImportResult:
+        """A peer's block (gossip or sync): verified and re-executed in a worker thread, so RPC,
+        gossip and the slot timer keep running; committed here, on the event loop. One import
+        at a time, so that blocks commit in the order they arrive."""
+        async with self._import_lock:
+            if self.store.has_block(block.header.hash):
+                return self.import_block(block)
+            executed = await trio.to_thread.run_sync(
+                lambda: execute_for_import(self.store, block, seal_check=self.seal_check, verify=self.verify))
+            return self.import_block(block, executed)
 
     def _on_new_best(self, block: Block, previous_best: bytes, result: ImportResult) -> None:
         header = block.header
@@ -176,8 +202,21 @@ class Node:
         self._update_metrics()
 
     def _publish_vote(self, data: bytes) -> None:
-        if self.network is not None:
-            self.network.publish_vote(data)
+        """The gadget's outbound message: queued for `_run_vote_gossip` (gossip is async)."""
+        try:
+            self._vote_send.send_nowait(data)
+        except trio.WouldBlock:
+            log.warning("finality gossip queue full; a vote is not propagated")
+
+    async def _run_vote_gossip(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        async for data in self._vote_receive:
+            if self.network is None:
+                continue
+            try:
+                await self.network.publish_vote(data)
+            except Exception:  # an edge: one failed publish must not stop finality gossip
+                log.exception("vote gossip failed")
 
     def _on_vote_equivocation(self, equivocation: Equivocation) -> None:
         self._submit_report("vote", lambda runtime: encode_vote_report(runtime, equivocation))
@@ -193,12 +232,14 @@ class Node:
             return
         log.warning("equivocation reported kind=%s tx=0x%s", kind, tx_hash.hex()[:16])
 
-    def on_gossip_vote(self, data: bytes, peer: Any = None) -> Verdict:
-        """A finality message from the network; the verdict (accept, ignore, reject) scores the peer."""
+    async def on_gossip_vote(self, data: bytes, peer: str) -> Verdict:
+        """A finality message from the votes topic; the gadget's verdict (accept, ignore,
+        reject) scores the peer."""
         verdict = self.gadget.on_message(data, self._now_ms())
         if verdict.kind == "reject":
             log.info("finality message rejected peer=%s reason=%s", peer, verdict.reason)
-        return verdict
+            return Verdict.REJECT
+        return Verdict.ACCEPT if verdict.kind == "accept" else Verdict.IGNORE
 
     def import_justification(self, block_hash: bytes, data: bytes) -> bool:
         """A justification received with a block (sync): checked, then the block is final.
@@ -261,13 +302,109 @@ class Node:
             now_ms = self.clock() * 1000
             slot = compute_slot(int(now_ms), self.slot_ms)
             try:
-                self.try_author(slot)
+                result = self.try_author(slot)
+                if result is not None and self.network is not None:
+                    block = self.store.get_block(result.block_hash)
+                    if block is not None:
+                        await self.network.publish_block(block.encode())
             except BlockImportError as exc:
                 log.error("own block rejected slot=%d reason=%s", slot, exc.reason)
             except Exception:  # an edge: one slot's failure must not stop the validator
                 log.exception("authoring failed slot=%d", slot)
             next_start = (slot + 1) * self.slot_ms
             await trio.sleep(max(0.0, (next_start - self.clock() * 1000) / 1000))
+
+    # --- network handlers (p2p.network.NetworkHandlers) ----------------------------------------
+
+    def get_status(self) -> Status:
+        best, finalized = self.store.best_header(), self.store.finalized_header()
+        return Status(best.number, best.hash, finalized.number, finalized.hash, self.config.validator)
+
+    def get_blocks(self, request: BlocksRequest) -> list[SyncedBlock]:
+        """Canonical blocks from `request.start`, each with its stored justification."""
+        blocks: list[SyncedBlock] = []
+        size = 0
+        for number in range(request.start, request.start + request.count):
+            block_hash = self.store.hash_at(number)
+            block = self.store.get_block(block_hash) if block_hash is not None else None
+            if block is None:
+                break
+            data = block.encode()
+            justification = self.store.get_justification(block.header.hash)
+            size += len(data) + len(justification or b"") + 16
+            if blocks and size > MAX_BLOCKS_RESPONSE - 1024:
+                break
+            blocks.append(SyncedBlock(data, justification))
+        return blocks
+
+    def get_blob(self, blob_hash: bytes) -> bytes | None:
+        from gensyn_node.db import keys
+
+        return self.store.kv.get(keys.checkpoint_key(blob_hash))
+
+    async def on_gossip_block(self, data: bytes, peer: str) -> Verdict:
+        """A block announced by a peer: ignore what is known or not ours to judge yet (its
+        parent unknown: sync fetches it), punish what is invalid."""
+        try:
+            block = Block.decode(data)
+        except CodecError as exc:
+            log.info("gossip block undecodable peer=%s reason=%s", peer, exc)
+            return Verdict.REJECT
+        if self.store.has_block(block.header.hash):
+            return Verdict.IGNORE
+        try:
+            result = await self.import_block_async(block)
+        except BlockImportError as exc:
+            if exc.unknown_parent and self.sync is not None:
+                self.sync.wake()
+            log.info("gossip block refused number=%d peer=%s kind=%s reason=%s", block.header.number, peer,
+                     exc.kind.value, exc.reason)
+            return Verdict.REJECT if exc.kind.is_punishable else Verdict.IGNORE
+        log.info("imported number=%d hash=0x%s peer=%s status=%s ms=%.1f", result.number, result.block_hash.hex()[:16],
+                 peer, result.status.value, result.seconds * 1000)
+        return Verdict.ACCEPT
+
+    async def on_gossip_transactions(self, batch: list[bytes], peer: str) -> Verdict:
+        """Transactions a peer relays: pooled like a client's (the gossip layer relays them on);
+        one that no honest node would relay (a bad signature, undecodable) costs the peer."""
+        best = self.store.best_header()
+        bad = 0
+        for data in batch:
+            try:
+                self.pool.submit(data, best.hash, best.number)
+            except Invalid as exc:
+                if exc.kind in ("BadProof", "BadSigner") or "decode" in exc.reason:
+                    bad += 1
+            except PoolError:
+                pass  # known, banned a while, or the pool is full: not the peer's fault
+        self.metrics.pool_size.set(len(self.pool))
+        return Verdict.REJECT if bad else Verdict.ACCEPT
+
+    def _inform(self, line: str) -> None:
+        if self.config.informant is not None:
+            self.config.informant(line)
+        else:
+            log.info("%s", line)
+
+    def _network_config(self) -> Any:
+        from p2p.network import NetworkConfig
+        from p2p.nodekey import load_or_create_node_key
+
+        seed = self.config.node_key or load_or_create_node_key(self.config.base_path)[0]
+        listen = self.config.listen_addrs or [f"/ip4/0.0.0.0/tcp/{self.config.p2p_port}"]
+        return NetworkConfig(genesis_hash=self.genesis.hash, node_key=seed, listen_addrs=listen,
+                             bootnodes=list(self.config.bootnodes), public_addrs=list(self.config.public_addrs))
+
+    async def _start_network(self, nursery: trio.Nursery) -> None:
+        from gensyn_node.sync import ChainSync
+        from p2p.network import Network
+
+        network = Network(self._network_config(), self)
+        self._inform(f"🏷  Local node identity is: {network.local_peer_id}")
+        self.network = await nursery.start(network.run)
+        await nursery.start(self._run_vote_gossip)
+        self.sync = ChainSync(self, self.network, self._inform)
+        await nursery.start(self.sync.run)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -280,6 +417,8 @@ class Node:
                         partial(serve_rpc, api, self.config.rpc, stats=self.rpc_connections))
                 if self.config.prometheus_port is not None:
                     self.metrics.serve(self.config.prometheus_port)
+                if self.config.network_enabled:
+                    await self._start_network(nursery)
                 await nursery.start(self.run_finality)
                 if self.config.validator:
                     await nursery.start(self.run_authoring)

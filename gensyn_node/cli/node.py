@@ -84,8 +84,15 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                         help="connections one address may hold (each loopback address counts alone)")
     parser.add_argument("--rpc-rate-limit", type=float, default=10_000.0, help="calls per second per connection")
     parser.add_argument("--no-rpc", action="store_true")
-    parser.add_argument("--port", type=int, default=30333, help="p2p port (networking comes with consensus)")
-    parser.add_argument("--bootnodes", nargs="*", default=[])
+    parser.add_argument("--port", type=int, default=30333, help="p2p TCP port (default 30333)")
+    parser.add_argument("--listen-addr", action="append", default=[],
+                        help="p2p listen multiaddr, e.g. /ip4/127.0.0.1/tcp/30333 (repeatable; overrides --port)")
+    parser.add_argument("--bootnodes", nargs="*", default=[], help="peers to connect to: /ip4/IP/tcp/PORT/p2p/PEERID")
+    parser.add_argument("--public-addr", action="append", default=[],
+                        help="p2p multiaddr announced to peers (repeatable), e.g. /ip4/203.0.113.5/tcp/30333")
+    parser.add_argument("--node-key", default=None,
+                        help="network key (32-byte ed25519 seed as hex); default <base-path>/network/secret")
+    parser.add_argument("--no-network", action="store_true", help="run without p2p networking")
     parser.add_argument("--prometheus-port", type=int, default=9615)
     parser.add_argument("--no-prometheus", action="store_true")
 
@@ -102,6 +109,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gensyn_node.metrics import MetricsPortBusy
     from gensyn_node.rpc.server import RpcConfig, RpcPortBusy
     from gensyn_node.service import Node, NodeConfig
+    from p2p.network import PortBusy
+    from p2p.nodekey import NodeKeyError
 
     chain = args.chain or "dev"
     if args.dev:
@@ -129,10 +138,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     base_path = tempfile.mkdtemp(prefix="gensyn-node-") if temporary else (args.base_path or _default_base_path(spec.id))
     if args.validator and session_key is None:
         session_key = _keystore_session_key(base_path)
+    node_key, listen_addrs, public_addrs, bootnodes = _network_flags(args, spec)
     config = NodeConfig(spec=spec, base_path=base_path, name=args.name, validator=args.validator,
                         session_key=session_key, rpc=rpc, rpc_enabled=not args.no_rpc,
                         prometheus_port=None if args.no_prometheus else _port(args.prometheus_port, "--prometheus-port"),
-                        p2p_port=_port(args.port, "--port"), bootnodes=list(args.bootnodes))
+                        p2p_port=_port(args.port, "--port"), bootnodes=bootnodes,
+                        network_enabled=not args.no_network, node_key=node_key, listen_addrs=listen_addrs,
+                        public_addrs=public_addrs, informant=_informant)
     try:
         Path(base_path).mkdir(parents=True, exist_ok=True)
         try:
@@ -145,10 +157,10 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"genesis=0x{node.genesis.hash.hex()}", file=sys.stderr, flush=True)
         try:
             trio.run(_run_until_signal, node)
-        except (RpcPortBusy, MetricsPortBusy) as exc:
+        except (RpcPortBusy, MetricsPortBusy, PortBusy, NodeKeyError) as exc:
             raise CliError(str(exc)) from None
         except BaseExceptionGroup as group:
-            operator_error = group.subgroup((RpcPortBusy, MetricsPortBusy))
+            operator_error = group.subgroup((RpcPortBusy, MetricsPortBusy, PortBusy, NodeKeyError))
             if operator_error is None:
                 raise
             raise CliError(str(_first_leaf(operator_error))) from None
@@ -156,6 +168,34 @@ def cmd_run(args: argparse.Namespace) -> int:
         if temporary:
             shutil.rmtree(base_path, ignore_errors=True)
     return 0
+
+
+def _network_flags(args: argparse.Namespace, spec) -> tuple[bytes | None, list[str], list[str], list[str]]:  # type: ignore[no-untyped-def]
+    """--node-key, --listen-addr, --public-addr and --bootnodes checked here, each bad value
+    named in one line before anything starts."""
+    from p2p.network import InvalidAddress, parse_peer_addr
+    from p2p.nodekey import NodeKeyError, parse_node_key
+
+    try:
+        node_key = parse_node_key(args.node_key) if args.node_key else None
+    except NodeKeyError as exc:
+        raise CliError(str(exc)) from None
+    port = _port(args.port, "--port")
+    listen = list(args.listen_addr) or [f"/ip4/0.0.0.0/tcp/{port}"]
+    for addr in [*listen, *args.public_addr]:
+        if not addr.startswith("/ip4/") or "/tcp/" not in addr:
+            raise CliError(f"p2p address {addr!r}: expected /ip4/<ip>/tcp/<port>")
+    bootnodes = list(args.bootnodes) or list(spec.boot_nodes)
+    for addr in bootnodes:
+        try:
+            parse_peer_addr(addr)
+        except InvalidAddress as exc:
+            raise CliError(f"--bootnodes: {exc}") from None
+    return node_key, listen, list(args.public_addr), bootnodes
+
+
+def _informant(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 async def _run_until_signal(node: object) -> None:

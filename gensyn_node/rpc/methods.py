@@ -88,10 +88,43 @@ class NodeRpc:
         return dict(self.node.spec.properties)
 
     async def system_health(self) -> dict[str, Any]:
-        return {"peers": 0, "isSyncing": False, "shouldHavePeers": False}
+        network, sync = self.node.network, self.node.sync
+        peers = len(network.peers) if network is not None else 0
+        syncing = sync is not None and sync.get_state().is_syncing
+        should = bool(self.node.config.bootnodes) or self.node.spec.chain_type != "Development"
+        return {"peers": peers, "isSyncing": syncing, "shouldHavePeers": should}
+
+    async def system_localPeerId(self) -> str:
+        if self.node.network is None:
+            raise RpcError(-32000, "Networking is disabled", "this node runs with --no-network")
+        return self.node.network.local_peer_id
+
+    async def system_localListenAddresses(self) -> list[str]:
+        network = self.node.network
+        if network is None:
+            return []
+        return [a if "/p2p/" in a else f"{a}/p2p/{network.local_peer_id}" for a in network.listen_addrs]
 
     async def system_peers(self) -> list[Any]:
-        return []
+        network = self.node.network
+        if network is None:
+            return []
+        peers = []
+        for state in list(network.peers.values()):
+            status = state.status
+            peers.append({"peerId": state.peer_id,
+                          "roles": "AUTHORITY" if status is not None and status.authority else "FULL",
+                          "bestHash": encode_hex(status.best_hash) if status is not None else None,
+                          "bestNumber": status.best_number if status is not None else None})
+        return peers
+
+    async def system_syncState(self) -> dict[str, Any]:
+        best = self.node.store.best_header().number
+        if self.node.sync is None:
+            return {"startingBlock": best, "currentBlock": best, "highestBlock": best}
+        state = self.node.sync.get_state()
+        return {"startingBlock": state.starting_block, "currentBlock": state.current_block,
+                "highestBlock": state.highest_block}
 
     async def system_accountNextIndex(self, account: str) -> int:
         try:
@@ -241,11 +274,13 @@ def build_api(node: RpcNode) -> RpcApi:
     rpc = NodeRpc(node)
     api = RpcApi(on_call=node.metrics.on_rpc_call)
     for name in ("system_name", "system_version", "system_chain", "system_chainType", "system_properties",
-                 "system_health", "system_peers", "system_accountNextIndex",
+                 "system_health", "system_localPeerId", "system_localListenAddresses", "system_syncState",
+                 "system_accountNextIndex",
                  "chain_getHeader", "chain_getBlock", "chain_getBlockHash", "chain_getFinalizedHead",
                  "state_getStorage", "state_getStorageAt", "state_getReadProof", "state_getRuntimeVersion",
                  "author_submitExtrinsic", "author_pendingExtrinsics"):
         api.method(name, getattr(rpc, name))
+    api.method("system_peers", rpc.system_peers, unsafe=True)  # unsafe in Substrate too
     api.method("author_insertKey", rpc.author_insertKey, unsafe=True)
     api.method("author_rotateKeys", rpc.author_rotateKeys, unsafe=True)
     api.method("author_hasKey", rpc.author_hasKey, unsafe=True)

@@ -60,7 +60,7 @@ def start_node(spec: ChainSpec, workdir: Path) -> tuple[subprocess.Popen, str, f
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "gensyn_node.cli", "run", "--chain", str(spec_path),
                              "--base-path", str(workdir / "node"), "--alice", "--rpc-port", str(port),
-                             "--no-prometheus", "--rpc-rate-limit", "1000000"], cwd=ROOT,
+                             "--no-prometheus", "--rpc-rate-limit", "1000000", "--port", "0"], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return proc, f"http://127.0.0.1:{port}", started
 

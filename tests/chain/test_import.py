@@ -7,7 +7,13 @@ from dataclasses import replace
 
 import pytest
 
-from gensyn_node.block_import import BlockImportError, ImportStatus, import_block
+from gensyn_node.block_import import (
+    BlockImportError,
+    ImportErrorKind,
+    ImportStatus,
+    execute_for_import,
+    import_block,
+)
 from gensyn_node.chain_db import ChainStore, GenesisMismatch
 from gensyn_node.db.kv import MemoryKV
 from gensyn_node.keyring import keypair_from_seed
@@ -88,8 +94,9 @@ def test_import_block_refuses_fork_below_finalized(chain):
     b1 = build(store, genesis, genesis.hash, slot=2, author=1)
     import_block(store, a1)
     store.set_finalized(a1.hash)
-    with pytest.raises(BlockImportError, match="finalized"):
+    with pytest.raises(BlockImportError, match="finalized") as info:
         import_block(store, b1)
+    assert info.value.kind is ImportErrorKind.BELOW_FINALIZED and not info.value.kind.is_punishable
     assert not store.has_block(b1.hash)
 
 
@@ -119,6 +126,9 @@ def test_import_block_rejects_bad_block_and_leaves_store_unchanged(chain, tamper
     with pytest.raises(BlockImportError) as info:
         import_block(store, Block(header, tuple(body)))
     assert info.value.reason
+    # An unknown parent is useless (sync may fetch it), everything else here is invalid.
+    expected = ImportErrorKind.UNKNOWN_PARENT if tamper == "parent" else ImportErrorKind.INVALID
+    assert info.value.kind is expected and info.value.kind.is_punishable is (tamper != "parent")
     assert sorted(store.kv.iterate(b"")) == before
     assert store.best_hash == genesis.hash
 
@@ -138,3 +148,28 @@ def test_block_envelope_roundtrip_and_rejects_garbage(chain):
     for bad in (b"", b"\x92\x01\x02", block.encode() + b"\x00", block.encode()[:-3]):
         with pytest.raises(CodecError):
             Block.decode(bad)
+
+
+def test_execute_for_import_writes_nothing_and_import_commits_its_result(chain):
+    genesis, _nodes, store = chain
+    block = build(store, genesis, genesis.hash, txs=2)
+    before = sorted(store.kv.iterate(b""))
+    executed = execute_for_import(store, block)
+    assert sorted(store.kv.iterate(b"")) == before  # the worker-thread half writes nothing
+    result = import_block(store, block, executed=executed)
+    assert result.status is ImportStatus.IMPORTED_BEST and store.best_hash == block.hash
+
+
+def test_import_block_future_slot_is_ignorable_not_punishable(chain):
+    from consensus.verification import FutureSlot
+
+    genesis, _nodes, store = chain
+    block = build(store, genesis, genesis.hash)
+
+    def seal_check(header, parent, state):
+        raise FutureSlot("slot 99 is in the future")
+
+    with pytest.raises(BlockImportError) as info:
+        import_block(store, block, seal_check=seal_check)
+    assert info.value.kind is ImportErrorKind.FUTURE_SLOT and not info.value.kind.is_punishable
+    assert not store.has_block(block.hash)

@@ -23,12 +23,16 @@ def free_port() -> int:
 
 
 class NodeProcess:
-    def __init__(self, base_path: Path, *extra: str, chain: str = "dev", key_args: tuple[str, ...] = ("--alice",)):
+    def __init__(self, base_path: Path, *extra: str, chain: str = "dev", key_args: tuple[str, ...] = ("--alice",),
+                 p2p_port: int | None = None):
         self.base_path = base_path
         self.rpc_port = free_port()
         self.metrics_port = free_port()
+        self.p2p_port = p2p_port or free_port()
         self.args = [*NODE, "run", "--chain", chain, "--base-path", str(base_path), *key_args,
-                     "--rpc-port", str(self.rpc_port), "--prometheus-port", str(self.metrics_port), *extra]
+                     "--rpc-port", str(self.rpc_port), "--prometheus-port", str(self.metrics_port),
+                     "--listen-addr", f"/ip4/127.0.0.1/tcp/{self.p2p_port}", *extra]
+        self.peer_id: str | None = None
         self.proc: subprocess.Popen | None = None
         self.stderr_lines: list[str] = []
         self._ready = threading.Event()
@@ -52,8 +56,15 @@ class NodeProcess:
         assert self.proc is not None and self.proc.stderr is not None
         for line in self.proc.stderr:
             self.stderr_lines.append(line)
+            if "Local node identity is: " in line:
+                self.peer_id = line.rsplit(" ", 1)[-1].strip()
             if "gensyn-node: ready" in line:
                 self._ready.set()
+
+    @property
+    def multiaddr(self) -> str:
+        """This node's p2p address, for another node's --bootnodes."""
+        return f"/ip4/127.0.0.1/tcp/{self.p2p_port}/p2p/{self.peer_id}"
 
     def kill9(self) -> None:
         assert self.proc is not None
