@@ -25,6 +25,7 @@ from consensus.verification import make_seal_check
 from gensyn_node.block_import import BlockImportError, ImportResult, import_block
 from gensyn_node.chain_db import ChainStore
 from gensyn_node.chain_spec import ChainSpec
+from gensyn_node.db.pruning import BlocksPruning, StatePruning
 from gensyn_node.keyring import Keypair
 from gensyn_node.metrics import NodeMetrics
 from gensyn_node.rpc.server import RpcConfig
@@ -55,6 +56,8 @@ class NodeConfig:
     bootnodes: list[str] = field(default_factory=list)
     pool_max_count: int = 8192
     max_block_extrinsics: int = 5000
+    state_pruning: StatePruning | None = None  # None: the database's recorded mode (256 for a new one)
+    blocks_pruning: BlocksPruning | None = None
 
 
 class Node:
@@ -65,7 +68,8 @@ class Node:
         self.genesis, _storage, genesis_nodes = config.spec.build_genesis()
         self.params = config.spec.params
         self.slot_ms = self.params.slot_duration_ms
-        self.store = ChainStore.open(f"{config.base_path}/db")
+        self.store = ChainStore.open(f"{config.base_path}/db", state_pruning=config.state_pruning,
+                                     blocks_pruning=config.blocks_pruning)
         try:
             self.store.initialize(self.genesis, genesis_nodes)
         except BaseException:
