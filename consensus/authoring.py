@@ -17,7 +17,7 @@ from gensyn_node.db.kv import KVStore
 from gensyn_node.keyring import Keypair
 from runtime.block import Block, Header
 from runtime.crypto import verify_signature
-from runtime.executive import BlockBuilder, ExecutedBlock, Verifier
+from runtime.executive import BlockBuilder, ExecutedBlock, SignatureChecker
 from runtime.transaction_validity import InvalidTransaction, TransactionValidityError
 from runtime.trie import Trie
 
@@ -36,7 +36,7 @@ class AuthoredBlock:
     invalid: tuple[tuple[bytes, str], ...]  # (tx hash, reason) found invalid while building
 
 
-def is_slot_leader(state: Trie, slot: int, session_key: bytes) -> bytes | None:
+def find_slot_author(state: Trie, slot: int, session_key: bytes) -> bytes | None:
     """The author account if `session_key` leads `slot` at `state`, else None."""
     leader = get_slot_leader(get_authorities(state), get_randomness(state), slot)
     return leader.account if leader is not None and leader.session_key == session_key else None
@@ -53,7 +53,7 @@ def record_signing(kv: KVStore, session_key: bytes, slot: int) -> None:
 
 def author_block(state: Trie, parent: Header, slot: int, slot_ms: int, author: bytes, key: Keypair,
                  kv: KVStore, candidates: Iterable[tuple[bytes, bytes]], max_extrinsics: int = 5000,
-                 verify: Verifier = verify_signature) -> AuthoredBlock:
+                 verify: SignatureChecker = verify_signature) -> AuthoredBlock:
     """Build and seal the block of `slot` on `parent` from `candidates` ((hash, bytes), best first)."""
     builder = BlockBuilder(state, parent, slot, author, slot * slot_ms, verify)
     invalid: list[tuple[bytes, str]] = []

@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from gensyn_node.chain_db import ChainStore
 from runtime.block import Block, Header
 from runtime.crypto import verify_signature
-from runtime.executive import ExecutedBlock, InvalidBlock, Verifier, execute_block, get_signature_checks
+from runtime.executive import (
+    ExecutedBlock,
+    InvalidBlock,
+    SignatureChecker,
+    execute_block,
+    get_signature_checks,
+)
 from runtime.trie import Trie
 
 log = logging.getLogger(__name__)
@@ -54,7 +60,7 @@ class ImportResult:
 
 
 def import_block(store: ChainStore, block: Block, *, seal_check: SealCheck | None = None,
-                 executed: ExecutedBlock | None = None, verify: Verifier = verify_signature) -> ImportResult:
+                 executed: ExecutedBlock | None = None, verify: SignatureChecker = verify_signature) -> ImportResult:
     """Verify and commit `block`; raise BlockImportError with the reason if it is invalid."""
     started = time.perf_counter()
     header = block.header
@@ -91,8 +97,8 @@ def import_block(store: ChainStore, block: Block, *, seal_check: SealCheck | Non
     return ImportResult(status, block_hash, header.number, reorg, seconds)
 
 
-def _execute(parent_state: Trie, block: Block, verify: Verifier) -> ExecutedBlock:
-    """Execute the block; a verifier that can check signatures ahead (the node's memo with its
+def _execute(parent_state: Trie, block: Block, verify: SignatureChecker) -> ExecutedBlock:
+    """Execute the block; a signature checker that can run its checks ahead (the node's memo with its
     worker) gets the block's checks first and runs them beside the execution."""
     prefetch = getattr(verify, "prefetch", None)
     if prefetch is None:

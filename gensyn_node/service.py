@@ -18,7 +18,7 @@ from typing import Any
 
 import trio
 
-from consensus.authoring import DoubleSignRefused, author_block, is_slot_leader
+from consensus.authoring import DoubleSignRefused, author_block, find_slot_author
 from consensus.authorities import get_authorities
 from consensus.slots import compute_slot
 from consensus.verification import make_seal_check
@@ -28,7 +28,8 @@ from gensyn_node.chain_spec import ChainSpec
 from gensyn_node.db.pruning import BlocksPruning, StatePruning
 from gensyn_node.keyring import Keypair
 from gensyn_node.metrics import NodeMetrics
-from gensyn_node.rpc.server import RpcConfig
+from gensyn_node.rpc.methods import build_api
+from gensyn_node.rpc.server import RpcConfig, serve_rpc
 from gensyn_node.sigcache import SignatureCache
 from gensyn_node.txpool import TxPool
 from runtime.block import Block, Header
@@ -178,7 +179,7 @@ class Node:
         parent, state = self.best_state()
         if parent.number > 0 and parent.slot_and_author()[0] >= slot:
             return None
-        author = is_slot_leader(state, slot, key.public)
+        author = find_slot_author(state, slot, key.public)
         if author is None:
             return None
         candidates = ((tx.hash, tx.data) for tx in self.pool.ready())
@@ -213,9 +214,6 @@ class Node:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED) -> None:
-        from gensyn_node.rpc.server import serve_rpc
-        from gensyn_node.rpc_methods import build_api
-
         try:
             async with trio.open_nursery() as nursery:
                 if self.config.rpc_enabled:
