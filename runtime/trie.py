@@ -99,7 +99,7 @@ class Trie:
         if _hash(data) != node_hash:
             raise TrieError(f"trie node {node_hash.hex()} does not match its hash")
         node = decode_node(data)
-        self._cache.put(node_hash, node)
+        self._cache.put(node_hash, node, len(data))
         return node
 
     def get(self, key: bytes) -> bytes | None:
@@ -468,7 +468,7 @@ class _Update:
 
     def cache_new_nodes(self) -> None:
         """Keep the new nodes decoded: the next block reads what this one wrote."""
-        self.cache.put_many(self.decoded)
+        self.cache.put_many(self.decoded, sum(map(len, self.new_nodes.values())))
 
 
 def _hex_to_key(path: str) -> bytes:

@@ -313,6 +313,20 @@ def test_trie_node_cache_is_bounded() -> None:
         NodeCache(capacity=0)
 
 
+def test_trie_node_cache_bounded_in_bytes_follows_node_size() -> None:
+    small, large = NodeCache(max_bytes=1_000_000), NodeCache(max_bytes=1_000_000)
+    for i in range(20_000):
+        node_hash = i.to_bytes(32, "big")
+        small.put(node_hash, ("", None, b"v"), 50)
+        large.put(node_hash, ("", None, b"v"), 500)
+    # ~275 and ~1,850 bytes a node: the cache of big nodes holds far fewer of them.
+    assert 1_000_000 // 275 // 2 <= len(small) <= 1_000_000 // 275 + 10
+    assert len(large) <= 1_000_000 // 1850 + 10
+    assert (20_000 - 1).to_bytes(32, "big") in large
+    with pytest.raises(ValueError):
+        NodeCache(max_bytes=0)
+
+
 def test_trie_rejects_bad_inputs() -> None:
     trie = Trie(EMPTY_ROOT, {}.get)
     with pytest.raises(TypeError):
