@@ -5,6 +5,11 @@ Data path step: block import commits a block with `commit_block`, which writes e
 that block, the meta pointers included, in ONE atomic synced batch. Reopening the store gives
 back exactly the last committed head and its state root; a killed node loses nothing it
 acknowledged and never sees half a block.
+
+Pruning (gensyn_node/db/pruning.py for the modes, state_db.py for the counts) is driven from here,
+whoever finalizes: `set_finalized` folds the journals of the blocks whose states leave the window,
+discards the forks finality ruled out and drops old bodies, in bounded atomic steps after the
+finality pointer; opening the store finishes any step a kill interrupted.
 """
 
 from __future__ import annotations
@@ -15,6 +20,15 @@ from collections.abc import Iterator
 from consensus.fork_choice import ForkChoiceError, is_descendant, select_best, validate_finalizable
 from gensyn_node.db import keys
 from gensyn_node.db.kv import KVStore, open_kv
+from gensyn_node.db.pruning import (
+    ARCHIVE,
+    BlocksPruning,
+    PruningModeError,
+    StatePruning,
+    check_blocks_mode,
+    check_state_mode,
+)
+from gensyn_node.db.state_db import Batch, NodeCounts, StateDbError, StateJournal, count_extra_positions
 from gensyn_node.db.trie_store import open_state, trie_node_puts
 from runtime.block import Block, Header
 from runtime.codec import canonical
@@ -25,6 +39,13 @@ from runtime.trie import NodeCache, Trie
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_LEAVES = 1024  # forks above the finalized block; pruned on finalization
+# Work per atomic step of pruning: small enough that finalizing a long run of blocks at once (or
+# catching up after a crash) never builds one huge batch.
+BLOCKS_PER_PRUNE_STEP = 8
+BODIES_PER_PRUNE_STEP = 256
+# Decoded trie nodes kept in memory: all branches of a 1M-account state (~70k) and the most
+# recently used leaves; with LevelDB's own cache this keeps a 1M-account node under 400 MB.
+DEFAULT_NODE_CACHE_BYTES = 160 * 1024 * 1024
 
 
 class ChainStoreError(Exception):
@@ -39,15 +60,44 @@ class FinalityRevertError(ChainStoreError, ForkChoiceError):
     """Finalizing this block would revert a finalized block (or it is unknown)."""
 
 
+class PruningMismatch(ChainStoreError):
+    """The database was created with another kind of pruning than the one asked for."""
+
+
+class StateDiscarded(ChainStoreError):
+    """The block's state was pruned (Substrate's words: "State already discarded for <hash>")."""
+
+    def __init__(self, block_hash: bytes):
+        super().__init__(f"State already discarded for 0x{block_hash.hex()}")
+        self.block_hash = block_hash
+
+
 class ChainStore:
-    def __init__(self, kv: KVStore, cache: NodeCache | None = None):
+    """`state_pruning` / `blocks_pruning` None: the modes recorded in the database (for a new one,
+    256 and archive-canonical); `initialize` checks given ones against the recorded ones."""
+
+    def __init__(self, kv: KVStore, cache: NodeCache | None = None, *,
+                 state_pruning: StatePruning | None = None, blocks_pruning: BlocksPruning | None = None):
         self.kv = kv
-        self.cache = cache or NodeCache()
+        self.cache = cache or NodeCache(max_bytes=DEFAULT_NODE_CACHE_BYTES)
         self._header_cache: dict[bytes, Header] = {}
+        self._wanted = (state_pruning, blocks_pruning)
+        self._counts = NodeCounts(kv)
+        self.state_pruning = state_pruning or StatePruning()
+        self.blocks_pruning = blocks_pruning or BlocksPruning()
+        if kv.get(keys.META_GENESIS) is not None:
+            self._open_modes()
 
     @classmethod
-    def open(cls, path: str | None) -> ChainStore:
-        return cls(open_kv(path))
+    def open(cls, path: str | None, *, state_pruning: StatePruning | None = None,
+             blocks_pruning: BlocksPruning | None = None) -> ChainStore:
+        """The store at `path`; PruningMismatch if it was made with another kind of pruning."""
+        kv = open_kv(path)
+        try:
+            return cls(kv, state_pruning=state_pruning, blocks_pruning=blocks_pruning)
+        except BaseException:
+            kv.close()
+            raise
 
     def close(self) -> None:
         self.kv.close()
@@ -55,25 +105,65 @@ class ChainStore:
     # --- genesis -------------------------------------------------------------------------------
 
     def initialize(self, genesis: Header, genesis_nodes: dict[bytes, bytes]) -> None:
-        """Write genesis into an empty store, or verify that the store holds this chain."""
+        """Write genesis into an empty store, or verify that the store holds this chain (and was
+        made with the same kinds of pruning) and finish any pruning a kill interrupted."""
         existing = self.kv.get(keys.META_GENESIS)
         if existing is not None:
             if existing != genesis.hash:
                 raise GenesisMismatch(
                     f"the database holds chain {existing.hex()[:16]}..., not this spec's genesis "
                     f"{genesis.hash.hex()[:16]}... (use another --base-path or purge-chain)")
+            self.prune()
             return
         genesis_hash = genesis.hash
-        puts = trie_node_puts(genesis_nodes)
-        puts[keys.header_key(genesis_hash)] = genesis.encode()
-        puts[keys.body_key(genesis_hash)] = canonical.encode([])
-        puts[keys.number_key(0)] = genesis_hash
-        puts[keys.META_GENESIS] = genesis_hash
-        puts[keys.META_BEST] = genesis_hash
-        puts[keys.META_FINALIZED] = genesis_hash
-        puts[keys.META_LEAVES] = canonical.encode([genesis_hash])
-        self.kv.write(puts)
-        log.info("genesis written hash=0x%s", genesis_hash.hex())
+        batch = Batch(self.kv, self._counts)
+        if self.state_pruning.is_archive:
+            batch.puts.update(trie_node_puts(genesis_nodes))
+        else:
+            batch.add_nodes(genesis_nodes, count_extra_positions(genesis.state_root, genesis_nodes))
+        batch.put(keys.header_key(genesis_hash), genesis.encode())
+        batch.put(keys.body_key(genesis_hash), canonical.encode([]))
+        batch.put(keys.number_key(0), genesis_hash)
+        batch.put(keys.META_GENESIS, genesis_hash)
+        batch.put(keys.META_BEST, genesis_hash)
+        batch.put(keys.META_FINALIZED, genesis_hash)
+        batch.put(keys.META_LEAVES, canonical.encode([genesis_hash]))
+        batch.put(keys.META_STATE_PRUNING, str(self.state_pruning).encode())
+        batch.put(keys.META_BLOCKS_PRUNING, str(self.blocks_pruning).encode())
+        batch.put(keys.META_STATE_PRUNED, _u64(0))
+        batch.put(keys.META_BODIES_PRUNED, _u64(0))
+        batch.write()
+        log.info("genesis written hash=0x%s state_pruning=%s blocks_pruning=%s", genesis_hash.hex(),
+                 self.state_pruning, self.blocks_pruning)
+
+    def _open_modes(self) -> None:
+        """Take the recorded pruning modes, refusing a wanted mode of another kind (a database
+        from before pruning existed is an archive)."""
+        state_raw = self.kv.get(keys.META_STATE_PRUNING)
+        blocks_raw = self.kv.get(keys.META_BLOCKS_PRUNING)
+        try:
+            recorded_state = StatePruning.parse(state_raw.decode() if state_raw else ARCHIVE)
+            recorded_blocks = BlocksPruning.parse(blocks_raw.decode() if blocks_raw else ARCHIVE)
+            wanted_state, wanted_blocks = self._wanted
+            if wanted_state is not None:
+                check_state_mode(recorded_state, wanted_state)
+            if wanted_blocks is not None:
+                check_blocks_mode(recorded_blocks, wanted_blocks)
+        except PruningModeError as exc:
+            raise PruningMismatch(str(exc)) from None
+        self.state_pruning = wanted_state or recorded_state
+        self.blocks_pruning = wanted_blocks or recorded_blocks
+        puts = {}
+        if (wanted_state, wanted_blocks) != (None, None):
+            # Another window of the same kind (as Substrate allows): record it.
+            puts[keys.META_STATE_PRUNING] = str(self.state_pruning).encode()
+            puts[keys.META_BLOCKS_PRUNING] = str(self.blocks_pruning).encode()
+        if self.kv.get(keys.META_BODIES_PRUNED) is None:
+            puts[keys.META_BODIES_PRUNED] = _u64(0)
+        if self.kv.get(keys.META_STATE_PRUNED) is None:
+            puts[keys.META_STATE_PRUNED] = _u64(0)
+        if puts:
+            self.kv.write(puts)
 
     # --- reads ---------------------------------------------------------------------------------
 
@@ -165,7 +255,20 @@ class ChainStore:
         return leaves
 
     def state_at(self, block_hash: bytes) -> Trie:
-        return open_state(self.kv, self.require_header(block_hash).state_root, self.cache)
+        """The state after block `block_hash`; StateDiscarded if pruning has deleted it."""
+        header = self.require_header(block_hash)
+        if not self.is_state_kept(header):
+            raise StateDiscarded(block_hash)
+        return open_state(self.kv, header.state_root, self.cache)
+
+    def is_state_kept(self, header: Header) -> bool:
+        """Whether the store still holds the state after `header`'s block."""
+        if self.state_pruning.is_archive:
+            return True
+        number, block_hash = header.number, header.hash
+        if number >= _read_u64(self.kv, keys.META_STATE_PRUNED) and self.hash_at(number) == block_hash:
+            return True
+        return self.kv.get(keys.unfinalized_key(number, block_hash)) is not None
 
     def iter_canonical(self, start: int = 0) -> Iterator[Block]:
         number = start
@@ -183,19 +286,26 @@ class ChainStore:
         the best pointer, in one atomic synced batch."""
         header = block.header
         block_hash = header.hash
-        puts = trie_node_puts(executed.new_nodes)
-        puts[keys.header_key(block_hash)] = header.encode()
-        puts[keys.body_key(block_hash)] = canonical.encode(list(block.extrinsics))
-        deletes: list[bytes] = []
+        batch = Batch(self.kv, self._counts)
+        if self.state_pruning.is_archive:
+            batch.puts.update(trie_node_puts(executed.new_nodes))
+        else:
+            batch.add_nodes(executed.new_nodes, executed.inserted_again)
+            journal = StateJournal(tuple(executed.new_nodes), executed.inserted_again, executed.removed_nodes)
+            batch.put(keys.state_journal_key(header.number, block_hash), journal.encode())
+        batch.put(keys.unfinalized_key(header.number, block_hash), b"")
+        batch.put(keys.header_key(block_hash), header.encode())
+        batch.put(keys.body_key(block_hash), canonical.encode(list(block.extrinsics)))
         leaves = [h for h in self.leaf_hashes() if h != header.parent_hash] + [block_hash]
-        puts[keys.META_LEAVES] = canonical.encode(leaves[-MAX_LEAVES:])
+        batch.put(keys.META_LEAVES, canonical.encode(leaves[-MAX_LEAVES:]))
         if make_best:
-            puts.update(self._reindex(header, block_hash))
+            for key, value in self._reindex(header, block_hash).items():
+                batch.put(key, value)
             old_best = self.best_header()
             for number in range(header.number + 1, old_best.number + 1):
-                deletes.append(keys.number_key(number))
-            puts[keys.META_BEST] = block_hash
-        self.kv.write(puts, deletes)
+                batch.delete(keys.number_key(number))
+            batch.put(keys.META_BEST, block_hash)
+        batch.write()
         self._header_cache[block_hash] = header
 
     def _reindex(self, header: Header, block_hash: bytes) -> dict[bytes, bytes]:
@@ -210,29 +320,160 @@ class ChainStore:
         return puts
 
     def set_finalized(self, block_hash: bytes, justification: bytes | None = None) -> bool:
-        """Finalize `block_hash` (and so all its ancestors) with its justification, in one batch.
-        The block must descend from the finalized block; if it is not on the best chain, the
-        longest chain that contains it becomes best. Forks that no longer contain the finalized
-        block are forgotten as leaves. Returns whether the best block changed."""
+        """Finalize `block_hash` (and so all its ancestors) with its justification, then prune
+        what that lets go. The block must descend from the finalized block; if it is not on the
+        best chain, the longest chain that contains it becomes best. Forks that no longer contain
+        the finalized block are forgotten as leaves (and pruned with their states). Returns
+        whether the best block changed."""
         header = self.get_header(block_hash)
         if header is None:
             raise FinalityRevertError(f"cannot finalize unknown block 0x{block_hash.hex()}")
         finalized = self.finalized_header()
+        # Verify that finality moves forward along one chain.
         validate_finalizable(self, header, finalized)
-        puts: dict[bytes, bytes] = {keys.META_FINALIZED: block_hash}
-        deletes: list[bytes] = []
+        batch = Batch(self.kv, self._counts)
+        batch.put(keys.META_FINALIZED, block_hash)
         if justification is not None:
-            puts[keys.justification_key(block_hash)] = justification
+            batch.put(keys.justification_key(block_hash), justification)
         leaves = [leaf for h in self.leaf_hashes() if (leaf := self.get_header(h)) is not None]
         kept = [leaf for leaf in leaves if is_descendant(self, leaf, header)]
         best = self.best_header()
         new_best = best if is_descendant(self, best, header) else select_best(self, kept, header)
         if new_best.hash != best.hash:
-            puts.update(self._reindex(new_best, new_best.hash))
-            deletes.extend(keys.number_key(n) for n in range(new_best.number + 1, best.number + 1))
-            puts[keys.META_BEST] = new_best.hash
-        puts[keys.META_LEAVES] = canonical.encode([leaf.hash for leaf in kept] or [block_hash])
-        self.kv.write(puts, deletes)
-        if new_best.hash != best.hash:
+            for key, value in self._reindex(new_best, new_best.hash).items():
+                batch.put(key, value)
+            for number in range(new_best.number + 1, best.number + 1):
+                batch.delete(keys.number_key(number))
+            batch.put(keys.META_BEST, new_best.hash)
             log.info("finalized block is off the best chain: best=#%d 0x%s", new_best.number, new_best.hash.hex()[:16])
+        batch.put(keys.META_LEAVES, canonical.encode([leaf.hash for leaf in kept] or [block_hash]))
+        more = self._prune_step(batch, header)
+        batch.write()
+        while more:
+            more = self.prune()
         return new_best.hash != best.hash
+
+    # --- pruning -------------------------------------------------------------------------------
+
+    def prune(self) -> bool:
+        """Finish the pruning the finalized block allows, one atomic step after another."""
+        finalized = self.finalized_header()
+        steps = 0
+        while True:
+            batch = Batch(self.kv, self._counts)
+            more = self._prune_step(batch, finalized)
+            if batch.is_empty:
+                return False
+            batch.write()
+            steps += 1
+            if not more:
+                if steps > 1:
+                    log.info("pruning caught up steps=%d state_pruned=%d", steps,
+                             _read_u64(self.kv, keys.META_STATE_PRUNED))
+                return False
+
+    def _prune_step(self, batch: Batch, finalized: Header) -> bool:
+        """Add one bounded step of pruning to `batch`; return whether more work remains."""
+        more = self._settle_unfinalized(batch, finalized)
+        if not self.state_pruning.is_archive:
+            more = self._fold_window(batch, finalized) or more
+        return self._prune_bodies(batch, finalized) or more
+
+    def _settle_unfinalized(self, batch: Batch, finalized: Header) -> bool:
+        """Blocks finalized now stop being "unfinalized"; blocks that finality ruled out (not an
+        ancestor nor a descendant of `finalized`) are discarded with their states."""
+        entries = [keys.split_numbered_key(k) for k, _v in self.kv.iterate(keys.UNFINALIZED)]
+        if not entries:
+            return False
+        # The finalized block's ancestors down to the lowest unfinalized number.
+        lowest = entries[0][0]
+        chain: dict[int, bytes] = {}
+        header = finalized
+        while header.number >= lowest and header.number > 0:
+            chain[header.number] = header.hash
+            header = self.require_header(header.parent_hash)
+        descendants = {finalized.hash}
+        discarded = 0
+        for number, block_hash in entries:
+            if number <= finalized.number:
+                if chain.get(number) == block_hash:
+                    batch.delete(keys.unfinalized_key(number, block_hash))
+                    continue
+            else:
+                header = self.require_header(block_hash)
+                if header.parent_hash in descendants:
+                    descendants.add(block_hash)
+                    continue
+            if discarded == BLOCKS_PER_PRUNE_STEP:
+                return True
+            self._discard_fork_block(batch, number, block_hash)
+            discarded += 1
+        return False
+
+    def _discard_fork_block(self, batch: Batch, number: int, block_hash: bytes) -> None:
+        if not self.state_pruning.is_archive:
+            journal = self._journal(number, block_hash)
+            batch.drop_nodes(journal.inserted)
+            batch.drop_nodes(journal.inserted_again)
+            batch.delete(keys.state_journal_key(number, block_hash))
+        batch.delete(keys.unfinalized_key(number, block_hash))
+        if not self.blocks_pruning.keeps_forks:
+            batch.delete(keys.header_key(block_hash))
+            batch.delete(keys.body_key(block_hash))
+            batch.delete(keys.justification_key(block_hash))
+            self._header_cache.pop(block_hash, None)
+        log.debug("fork block discarded number=%d hash=0x%s", number, block_hash.hex()[:16])
+
+    def _fold_window(self, batch: Batch, finalized: Header) -> bool:
+        """Fold the journals of the canonical blocks whose parents' states leave the window: the
+        states of the last `window` finalized blocks stay."""
+        window = self.state_pruning.window
+        assert window is not None
+        target = finalized.number - window + 1  # the oldest state to keep
+        pruned = _read_u64(self.kv, keys.META_STATE_PRUNED)
+        if target <= pruned:
+            return False
+        stop = min(target, pruned + BLOCKS_PER_PRUNE_STEP)
+        for number in range(pruned + 1, stop + 1):
+            block_hash = self.hash_at(number)
+            if block_hash is None:
+                raise ChainStoreError(f"finalized block #{number} is missing from the index")
+            batch.drop_nodes(self._journal(number, block_hash).removed)
+            batch.delete(keys.state_journal_key(number, block_hash))
+        batch.put(keys.META_STATE_PRUNED, _u64(stop))
+        return stop < target
+
+    def _journal(self, number: int, block_hash: bytes) -> StateJournal:
+        raw = self.kv.get(keys.state_journal_key(number, block_hash))
+        if raw is None:
+            raise ChainStoreError(f"the state journal of block #{number} 0x{block_hash.hex()[:16]}... is missing")
+        try:
+            return StateJournal.decode(raw)
+        except StateDbError as exc:
+            raise ChainStoreError(str(exc)) from None
+
+    def _prune_bodies(self, batch: Batch, finalized: Header) -> bool:
+        """Delete the bodies of the canonical blocks older than the last `window` finalized ones."""
+        window = self.blocks_pruning.window
+        if window is None:
+            return False
+        target = finalized.number - window
+        pruned = _read_u64(self.kv, keys.META_BODIES_PRUNED)
+        if target <= pruned:
+            return False
+        stop = min(target, pruned + BODIES_PER_PRUNE_STEP)
+        for number in range(pruned + 1, stop + 1):
+            block_hash = self.hash_at(number)
+            if block_hash is not None:
+                batch.delete(keys.body_key(block_hash))
+        batch.put(keys.META_BODIES_PRUNED, _u64(stop))
+        return stop < target
+
+
+def _u64(number: int) -> bytes:
+    return number.to_bytes(8, "big")
+
+
+def _read_u64(kv: KVStore, key: bytes) -> int:
+    raw = kv.get(key)
+    return 0 if raw is None else int.from_bytes(raw, "big")

@@ -28,11 +28,13 @@ import trio
 
 from consensus.authoring import DoubleSignRefused, author_block, find_slot_author
 from consensus.finality import Equivocation
+from consensus.finality import Verdict as FinalityVerdict
 from consensus.slots import compute_slot
 from consensus.verification import make_seal_check
 from gensyn_node.block_import import BlockImportError, ImportResult, execute_for_import, import_block
 from gensyn_node.chain_db import ChainStore
 from gensyn_node.chain_spec import ChainSpec
+from gensyn_node.db.pruning import BlocksPruning, StatePruning
 from gensyn_node.equivocation import SlotWatch, encode_block_report, encode_vote_report
 from gensyn_node.finality import make_gadget
 from gensyn_node.keyring import Keypair
@@ -75,6 +77,8 @@ class NodeConfig:
     informant: Callable[[str], None] | None = None  # where progress lines go (the CLI: stderr)
     pool_max_count: int = 8192
     max_block_extrinsics: int = 5000
+    state_pruning: StatePruning | None = None  # None: the database's recorded mode (256 for a new one)
+    blocks_pruning: BlocksPruning | None = None
 
 
 class Node:
@@ -85,7 +89,8 @@ class Node:
         self.genesis, _storage, genesis_nodes = config.spec.build_genesis()
         self.params = config.spec.params
         self.slot_ms = self.params.slot_duration_ms
-        self.store = ChainStore.open(f"{config.base_path}/db")
+        self.store = ChainStore.open(f"{config.base_path}/db", state_pruning=config.state_pruning,
+                                     blocks_pruning=config.blocks_pruning)
         try:
             self.store.initialize(self.genesis, genesis_nodes)
         except BaseException:
@@ -232,14 +237,18 @@ class Node:
             return
         log.warning("equivocation reported kind=%s tx=0x%s", kind, tx_hash.hex()[:16])
 
-    async def on_gossip_vote(self, data: bytes, peer: str) -> Verdict:
-        """A finality message from the votes topic; the gadget's verdict (accept, ignore,
-        reject) scores the peer."""
+    def check_gossip_vote(self, data: bytes, peer: Any = None) -> FinalityVerdict:
+        """A finality message from the network, through the gadget: its verdict (accept,
+        ignore, reject) with the reason."""
         verdict = self.gadget.on_message(data, self._now_ms())
         if verdict.kind == "reject":
             log.info("finality message rejected peer=%s reason=%s", peer, verdict.reason)
-            return Verdict.REJECT
-        return Verdict.ACCEPT if verdict.kind == "accept" else Verdict.IGNORE
+        return verdict
+
+    async def on_gossip_vote(self, data: bytes, peer: str) -> Verdict:
+        """The votes topic's handler: the gadget's verdict as the network's, to score the peer."""
+        kind = self.check_gossip_vote(data, peer).kind
+        return Verdict.REJECT if kind == "reject" else Verdict.ACCEPT if kind == "accept" else Verdict.IGNORE
 
     def import_justification(self, block_hash: bytes, data: bytes) -> bool:
         """A justification received with a block (sync): checked, then the block is final.

@@ -38,7 +38,7 @@ from runtime.pallets.transaction_payment.fees import check_can_pay, compute_fee,
 from runtime.params import ChainParameters
 from runtime.storage import OverlayState
 from runtime.transaction_validity import InvalidTransaction, TransactionValidityError, ValidTransaction
-from runtime.trie import Trie
+from runtime.trie import Trie, TrieDiff
 from runtime.types import DispatchInfo, era_birth, era_death
 from runtime.version import Runtime, get_runtime
 
@@ -279,10 +279,20 @@ def _dispatch_info(weight: int, call: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class ExecutedBlock:
+    """A block's execution result, what the chain store commits: the new trie nodes, and for a
+    pruning store the positions rewritten (TrieDiff's `removed` and `inserted_again`)."""
+
     state_root: bytes
     new_nodes: dict[bytes, bytes]
     changes: dict[bytes, bytes | None]
     outcomes: tuple[ApplyOutcome, ...]
+    removed_nodes: tuple[bytes, ...] = ()
+    inserted_again: tuple[bytes, ...] = ()
+
+    @classmethod
+    def from_diff(cls, diff: TrieDiff, changes: dict[bytes, bytes | None],
+                  outcomes: tuple[ApplyOutcome, ...]) -> ExecutedBlock:
+        return cls(diff.root, diff.new_nodes, changes, outcomes, tuple(diff.removed), tuple(diff.inserted_again))
 
 
 def execute_block(trie: Trie, block: Block, verify: SignatureChecker = verify_signature) -> ExecutedBlock:
@@ -309,10 +319,10 @@ def execute_block(trie: Trie, block: Block, verify: SignatureChecker = verify_si
         raise InvalidBlock(f"block hook failed: {exc}") from None
     except CodecError as exc:
         raise InvalidBlock(f"malformed block: {exc}") from None
-    state_root, new_nodes = trie.apply(state.changes)
-    if state_root != header.state_root:
+    diff = trie.update(state.changes)
+    if diff.root != header.state_root:
         raise InvalidBlock("state root does not match the header's")
-    return ExecutedBlock(state_root, new_nodes, state.changes, tuple(outcomes))
+    return ExecutedBlock.from_diff(diff, state.changes, tuple(outcomes))
 
 
 SignatureCheck = tuple[str, bytes, bytes, bytes]  # scheme, public key, message, signature
@@ -382,7 +392,7 @@ class BlockBuilder:
     def build(self) -> tuple[Block, ExecutedBlock]:
         """Finalize, compute the roots and return the unsealed block with what to commit."""
         finalize_block(self.runtime, self.ctx, len(self.extrinsics))
-        state_root, new_nodes = self.trie.apply(self.state.changes)
-        header = Header(self.header.parent_hash, self.header.number, state_root,
+        diff = self.trie.update(self.state.changes)
+        header = Header(self.header.parent_hash, self.header.number, diff.root,
                         compute_extrinsics_root(self.extrinsics), self.header.digest)
-        return Block(header, tuple(self.extrinsics)), ExecutedBlock(state_root, new_nodes, self.state.changes, ())
+        return Block(header, tuple(self.extrinsics)), ExecutedBlock.from_diff(diff, self.state.changes, ())

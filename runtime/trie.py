@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import accumulate
 from typing import cast
 
@@ -28,6 +29,7 @@ __all__ = [
     "NodeCache",
     "ProofError",
     "Trie",
+    "TrieDiff",
     "TrieError",
     "decode_node",
     "encode_node",
@@ -52,6 +54,21 @@ from runtime.trie_node import (
     decode_node,
     encode_node,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class TrieDiff:
+    """What one `Trie.update` did, position by position, for whoever keeps reference counts.
+
+    A node may sit at several positions of one trie (two identical subtrees), so the lists count
+    positions: the new trie holds the old one's nodes, minus one occurrence of each entry of
+    `removed`, plus `new_nodes` (once each) and one more occurrence of each `inserted_again`.
+    """
+
+    root: bytes
+    new_nodes: dict[bytes, bytes]
+    removed: list[bytes]  # nodes of the old trie at the positions the update rewrote
+    inserted_again: list[bytes]  # a new node committed at a second (third...) position
 
 
 class Trie:
@@ -82,7 +99,7 @@ class Trie:
         if _hash(data) != node_hash:
             raise TrieError(f"trie node {node_hash.hex()} does not match its hash")
         node = decode_node(data)
-        self._cache.put(node_hash, node)
+        self._cache.put(node_hash, node, len(data))
         return node
 
     def get(self, key: bytes) -> bytes | None:
@@ -168,8 +185,13 @@ class Trie:
 
     def apply(self, changes: Mapping[bytes, bytes | None]) -> tuple[bytes, dict[bytes, bytes]]:
         """Apply the changes (None deletes) and return (new_root, new_nodes); self is unchanged."""
+        diff = self.update(changes)
+        return diff.root, diff.new_nodes
+
+    def update(self, changes: Mapping[bytes, bytes | None]) -> TrieDiff:
+        """`apply`, also telling which old nodes the new trie no longer holds where they were."""
         if not changes:
-            return self.root, {}
+            return TrieDiff(self.root, {}, [], [])
         keys, values = _sorted_changes(changes)
         return _Update(self, keys, values).run()
 
@@ -197,7 +219,8 @@ class _Update:
     branch is final its new children are committed, so each dirty node is encoded exactly once.
     """
 
-    __slots__ = ("cache", "decoded", "deletes_before", "keys", "load", "new_nodes", "trie", "values")
+    __slots__ = ("again", "cache", "decoded", "deletes_before", "keys", "load", "new_nodes", "removed", "trie",
+                 "values")
 
     def __init__(self, trie: Trie, keys: list[str], values: list[bytes | None]) -> None:
         self.trie = trie
@@ -205,12 +228,14 @@ class _Update:
         self.values = values
         self.new_nodes: dict[bytes, bytes] = {}
         self.decoded: dict[bytes, Node] = {}
+        self.removed: list[bytes] = []
+        self.again: list[bytes] = []
         # deletes_before[i]: how many of the changes before keys[i] are deletes.
         self.deletes_before = list(accumulate((v is None for v in values), initial=0))
         self.load = trie.load_node
         self.cache = trie._cache
 
-    def run(self) -> tuple[bytes, dict[bytes, bytes]]:
+    def run(self) -> TrieDiff:
         root = self.trie.root
         count = len(self.keys)
         if root == EMPTY_ROOT:
@@ -220,12 +245,14 @@ class _Update:
             old = self.load(root)
             new = self.update(old, 0, 0, count)
         if new is old:
-            return root, {}
+            return TrieDiff(root, {}, [], [])
+        if old is not None:
+            self.removed.append(root)
         if new is None:
-            return EMPTY_ROOT, {}
+            return TrieDiff(EMPTY_ROOT, {}, self.removed, [])
         root = self.commit(new)
         self.cache_new_nodes()
-        return root, self.new_nodes
+        return TrieDiff(root, self.new_nodes, self.removed, self.again)
 
     def update(self, node: Node, depth: int, lo: int, hi: int) -> Node | None:
         """Apply keys[lo:hi] (all sharing the path above `node`) to the subtree at `node`."""
@@ -327,7 +354,11 @@ class _Update:
         """A branch left with one child and no value becomes that child, its key lengthened."""
         for index, slot in enumerate(slots):
             if slot is not None:
-                child = slot if type(slot) is tuple else self.load(slot)
+                if type(slot) is tuple:
+                    child = slot
+                else:
+                    child = self.load(slot)
+                    self.removed.append(slot)  # it moves up into this node, rewritten
                 child_partial, grandchildren, child_value = child
                 return (partial + _HEX[index] + child_partial, grandchildren, child_value)
         raise TrieError("a branch with one child has none")
@@ -343,6 +374,7 @@ class _Update:
         """
         new_nodes = self.new_nodes
         decoded = self.decoded
+        removed = self.removed
         touched = False
         keys = self.keys
         values = self.values
@@ -399,9 +431,13 @@ class _Update:
                     if new is old:
                         i = j
                         continue
+                if type(slot) is not tuple:
+                    removed.append(slot)
             if eager and new is not None:
                 data = encode_node(new)
                 node_hash = _blake2b(data, digest_size=32).digest()
+                if node_hash in new_nodes:
+                    self.again.append(node_hash)
                 new_nodes[node_hash] = data
                 decoded[node_hash] = new
                 slots[index] = node_hash
@@ -424,13 +460,15 @@ class _Update:
         """Encode and hash a final node, whose children are all hashes; return its hash."""
         data = encode_node(node)
         node_hash = _blake2b(data, digest_size=32).digest()
+        if node_hash in self.new_nodes:
+            self.again.append(node_hash)
         self.new_nodes[node_hash] = data
         self.decoded[node_hash] = node
         return node_hash
 
     def cache_new_nodes(self) -> None:
         """Keep the new nodes decoded: the next block reads what this one wrote."""
-        self.cache.put_many(self.decoded)
+        self.cache.put_many(self.decoded, sum(map(len, self.new_nodes.values())))
 
 
 def _hex_to_key(path: str) -> bytes:

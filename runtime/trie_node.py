@@ -40,6 +40,8 @@ _NEXT = {c: chr(ord(c) + 1) for c in _HEX}
 _BIT = tuple(1 << i for i in range(16))
 _blake2b = hashlib.blake2b
 _U16 = tuple(n.to_bytes(2, "big") for n in range(2 * MAX_KEY_BYTES + 1))
+# The child slots present in each branch bitmap met so far (at most 65,536 of them).
+_PRESENT: dict[int, tuple[int, ...]] = {}
 
 # A decoded node is (partial, children, value): children is None for a leaf, else 16 slots each
 # holding a child hash or None. While `apply` runs, a slot may also hold an uncommitted node tuple.
@@ -60,17 +62,27 @@ class NodeCache:
     Approximately least-recently-used, with two generations of plain dicts (much cheaper than
     an OrderedDict on the hot path): new and recently read nodes go to the young generation;
     when it holds half the capacity it becomes the old one and the previous old one is dropped.
-    A node read from the old generation moves back to the young one. A decoded node takes
-    roughly 0.3-0.6 KB, so the default capacity holds about 100 MB.
+    A node read from the old generation moves back to the young one.
+
+    The bound is `capacity` nodes, or `max_bytes` of memory: then the capacity in nodes follows
+    the nodes' measured size (a decoded node takes about 3.5 times its encoding plus ~100 bytes
+    of dict and hash; a leaf ~0.45 KB, a full branch ~1.4 KB), re-estimated at each rotation, so
+    the hot path never weighs a node.
     """
 
-    def __init__(self, capacity: int = 200_000) -> None:
-        if capacity < 1:
+    BYTES_PER_ENCODED_BYTE = 3.5
+    BYTES_PER_ENTRY = 100
+
+    def __init__(self, capacity: int = 200_000, max_bytes: int | None = None) -> None:
+        if capacity < 1 or (max_bytes is not None and max_bytes < 1):
             raise ValueError("a node cache needs a capacity of at least 1")
-        self.capacity = capacity
-        self._half = max(capacity // 2, 1)
+        self.max_bytes = max_bytes
+        self.capacity = capacity if max_bytes is None else max(max_bytes // 600, 2)
+        self._half = max(self.capacity // 2, 1)
         self._young: dict[bytes, Node] = {}
         self._old: dict[bytes, Node] = {}
+        self._sampled_nodes = 0
+        self._sampled_bytes = 0
 
     def get(self, node_hash: bytes) -> Node | None:
         node = self._young.get(node_hash)
@@ -80,20 +92,32 @@ class NodeCache:
                 self.put(node_hash, node)
         return node
 
-    def put(self, node_hash: bytes, node: Node) -> None:
+    def put(self, node_hash: bytes, node: Node, encoded_bytes: int = 0) -> None:
         young = self._young
         young[node_hash] = node
+        if encoded_bytes:
+            self._sampled_nodes += 1
+            self._sampled_bytes += encoded_bytes
         if len(young) >= self._half:
             self._rotate()
 
-    def put_many(self, nodes: Mapping[bytes, Node]) -> None:
+    def put_many(self, nodes: Mapping[bytes, Node], encoded_bytes: int = 0) -> None:
+        """Add decoded nodes; `encoded_bytes`, their encodings' total size, when known."""
         self._young.update(nodes)
+        if encoded_bytes:
+            self._sampled_nodes += len(nodes)
+            self._sampled_bytes += encoded_bytes
         if len(self._young) >= self._half:
             self._rotate()
 
     def _rotate(self) -> None:
         self._old = self._young
         self._young = {}
+        if self.max_bytes is not None and self._sampled_nodes:
+            per_node = self.BYTES_PER_ENCODED_BYTE * self._sampled_bytes / self._sampled_nodes + self.BYTES_PER_ENTRY
+            self.capacity = max(int(self.max_bytes / per_node), 2)
+            self._half = max(self.capacity // 2, 1)
+            self._sampled_nodes = self._sampled_bytes = 0
 
     def clear(self) -> None:
         self._young = {}
@@ -129,6 +153,8 @@ def encode_node(node: Node) -> bytes:
 
 def decode_node(data: bytes) -> Node:
     """Strictly decode a stored non-empty node; raises TrieError on anything non-canonical."""
+    if type(data) is not bytes:
+        data = bytes(data)
     size = len(data)
     if size < 3:
         raise TrieError(f"trie node of {size} bytes is truncated")
@@ -145,7 +171,7 @@ def decode_node(data: bytes) -> Node:
             raise TrieError("trie node's partial key has a non-zero padding nibble")
         partial = partial[:-1]
     if kind == _LEAF:
-        return (partial, None, bytes(data[end:]))
+        return (partial, None, data[end:])
     return _decode_branch(data, kind, partial, end)
 
 
@@ -154,26 +180,26 @@ def _decode_branch(data: bytes, kind: int, partial: str, start: int) -> Node:
     if start + 2 > size:
         raise TrieError("trie branch's bitmap is truncated")
     bitmap = (data[start] << 8) | data[start + 1]
+    present = _PRESENT.get(bitmap)
+    if present is None:
+        present = _PRESENT[bitmap] = tuple(i for i in range(16) if bitmap & _BIT[i])
     pos = start + 2
+    end = pos + HASH_LEN * len(present)
+    if end > size:
+        raise TrieError("trie branch's child hashes are truncated")
     children: list[bytes | None] = [None] * 16
-    present = 0
-    for i in range(16):
-        if bitmap & _BIT[i]:
-            nxt = pos + HASH_LEN
-            if nxt > size:
-                raise TrieError("trie branch's child hashes are truncated")
-            children[i] = bytes(data[pos:nxt])
-            pos = nxt
-            present += 1
+    for i in present:
+        children[i] = data[pos:pos + HASH_LEN]
+        pos += HASH_LEN
     if kind == _BRANCH:
-        if pos != size:
-            raise TrieError(f"trie branch has {size - pos} trailing bytes")
-        if present < 2:
+        if end != size:
+            raise TrieError(f"trie branch has {size - end} trailing bytes")
+        if len(present) < 2:
             raise TrieError("trie branch without a value must have at least two children")
         return (partial, tuple(children), None)
-    if present < 1:
+    if not present:
         raise TrieError("trie branch with a value must have a child")
-    return (partial, tuple(children), bytes(data[pos:]))
+    return (partial, tuple(children), data[end:])
 
 
 def _hash(data: bytes) -> bytes:

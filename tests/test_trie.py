@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -311,6 +313,20 @@ def test_trie_node_cache_is_bounded() -> None:
         NodeCache(capacity=0)
 
 
+def test_trie_node_cache_bounded_in_bytes_follows_node_size() -> None:
+    small, large = NodeCache(max_bytes=1_000_000), NodeCache(max_bytes=1_000_000)
+    for i in range(20_000):
+        node_hash = i.to_bytes(32, "big")
+        small.put(node_hash, ("", None, b"v"), 50)
+        large.put(node_hash, ("", None, b"v"), 500)
+    # ~275 and ~1,850 bytes a node: the cache of big nodes holds far fewer of them.
+    assert 1_000_000 // 275 // 2 <= len(small) <= 1_000_000 // 275 + 10
+    assert len(large) <= 1_000_000 // 1850 + 10
+    assert (20_000 - 1).to_bytes(32, "big") in large
+    with pytest.raises(ValueError):
+        NodeCache(max_bytes=0)
+
+
 def test_trie_rejects_bad_inputs() -> None:
     trie = Trie(EMPTY_ROOT, {}.get)
     with pytest.raises(TypeError):
@@ -319,3 +335,43 @@ def test_trie_rejects_bad_inputs() -> None:
         trie.apply({b"k": 5})  # type: ignore[dict-item]
     with pytest.raises(TrieError):
         Trie(b"\x00" * 5, {}.get)
+
+
+def positions(store: Store, root: bytes) -> Counter:
+    """How many positions of the trie at `root` hold each node (a node can repeat)."""
+    counts: Counter = Counter()
+    if root == EMPTY_ROOT:
+        return counts
+    stack = [root]
+    while stack:
+        node_hash = stack.pop()
+        counts[node_hash] += 1
+        _partial, children, _value = decode_node(store.nodes[node_hash])
+        stack.extend(child for child in children or () if child is not None)
+    return counts
+
+
+# Keys that end in the same suffixes under different prefixes, with few values: identical
+# subtrees at several positions, the case a reference count must not get wrong.
+SUFFIXES = st.binary(min_size=1, max_size=3)
+TWIN_BATCH = st.dictionaries(
+    st.tuples(st.sampled_from([b"\x10", b"\x20", b"\x30\x01"]), SUFFIXES).map(lambda t: t[0] + t[1]),
+    st.none() | st.sampled_from([b"a", b"b", b""]),
+    max_size=24,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(BATCH | TWIN_BATCH, min_size=1, max_size=6))
+def test_trie_update_accounts_for_every_position(batches: list[dict]) -> None:
+    store = Store()
+    trie = Trie(EMPTY_ROOT, store.get)
+    for changes in batches:
+        before = positions(store, trie.root)
+        diff = trie.update(changes)
+        store.nodes.update(diff.new_nodes)
+        after = positions(store, diff.root)
+        inserted = Counter(diff.new_nodes.keys()) + Counter(diff.inserted_again)
+        assert before + inserted == after + Counter(diff.removed)
+        assert not (Counter(diff.removed) - before), "removed a node the old trie did not hold"
+        trie = Trie(diff.root, store.get)

@@ -95,6 +95,12 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-network", action="store_true", help="run without p2p networking")
     parser.add_argument("--prometheus-port", type=int, default=9615)
     parser.add_argument("--no-prometheus", action="store_true")
+    parser.add_argument("--state-pruning", default=None, metavar="archive|N",
+                        help="keep the states of the last N finalized blocks (and every unfinalized one), or all "
+                             "(archive); default: the database's recorded mode, 256 for a new one")
+    parser.add_argument("--blocks-pruning", default=None, metavar="archive|archive-canonical|N",
+                        help="keep every body, those of the finalized chain, or of its last N blocks; default: the "
+                             "database's recorded mode, archive-canonical for a new one")
 
 
 def _port(value: int, flag: str) -> int:
@@ -106,6 +112,7 @@ def _port(value: int, flag: str) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from gensyn_node.chain_db import ChainStoreError
     from gensyn_node.db.kv import StoreError
+    from gensyn_node.db.pruning import BlocksPruning, PruningModeError, StatePruning
     from gensyn_node.metrics import MetricsPortBusy
     from gensyn_node.rpc.server import RpcConfig, RpcPortBusy
     from gensyn_node.service import Node, NodeConfig
@@ -139,7 +146,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.validator and session_key is None:
         session_key = _keystore_session_key(base_path)
     node_key, listen_addrs, public_addrs, bootnodes = _network_flags(args, spec)
+    try:
+        state_pruning = None if args.state_pruning is None else StatePruning.parse(args.state_pruning)
+        blocks_pruning = None if args.blocks_pruning is None else BlocksPruning.parse(args.blocks_pruning)
+    except PruningModeError as exc:
+        raise CliError(str(exc)) from None
     config = NodeConfig(spec=spec, base_path=base_path, name=args.name, validator=args.validator,
+                        state_pruning=state_pruning, blocks_pruning=blocks_pruning,
                         session_key=session_key, rpc=rpc, rpc_enabled=not args.no_rpc,
                         prometheus_port=None if args.no_prometheus else _port(args.prometheus_port, "--prometheus-port"),
                         p2p_port=_port(args.port, "--port"), bootnodes=bootnodes,

@@ -10,6 +10,9 @@ keys here, so that no two tables can collide and a prefix scan never crosses int
 | canonical number -> hash   | b"n" ++ u64 big-endian block number    | block hash                      |
 | justifications             | b"j" ++ block hash                     | encoded justification           |
 | state trie nodes           | b"t" ++ node hash                      | encoded trie node               |
+| trie node reference counts | b"r" ++ node hash                      | u32 big-endian, only when > 1   |
+| state journals             | b"s" ++ u64 number ++ block hash       | nodes a block inserted, removed |
+| unfinalized blocks         | b"u" ++ u64 number ++ block hash       | empty                           |
 | checkpoint blobs           | b"c" ++ blob hash                      | checkpoint bytes                |
 | validator signing state    | b"v" ++ public key                     | what that key last signed       |
 | meta pointers              | b"meta:" ++ name                       | block hash (best, finalized...) |
@@ -27,6 +30,9 @@ BODY = b"b"
 NUMBER = b"n"
 JUSTIFICATION = b"j"
 TRIE_NODE = b"t"
+TRIE_REFCOUNT = b"r"
+STATE_JOURNAL = b"s"
+UNFINALIZED = b"u"
 CHECKPOINT = b"c"
 SIGNING_STATE = b"v"
 META = b"meta:"
@@ -35,6 +41,10 @@ META_BEST = META + b"best"
 META_FINALIZED = META + b"finalized"
 META_GENESIS = META + b"genesis"
 META_LEAVES = META + b"leaves"  # canonical list of the hashes of blocks without children, in order seen
+META_STATE_PRUNING = META + b"state_pruning"
+META_BLOCKS_PRUNING = META + b"blocks_pruning"
+META_STATE_PRUNED = META + b"state_pruned"  # u64: the oldest canonical block whose state is kept
+META_BODIES_PRUNED = META + b"bodies_pruned"  # u64: the newest canonical block whose body is gone
 
 # Every table's prefix; none may be a prefix of another (tests hold this).
 ALL_PREFIXES = {
@@ -43,6 +53,9 @@ ALL_PREFIXES = {
     "number": NUMBER,
     "justification": JUSTIFICATION,
     "trie_node": TRIE_NODE,
+    "trie_refcount": TRIE_REFCOUNT,
+    "state_journal": STATE_JOURNAL,
+    "unfinalized": UNFINALIZED,
     "checkpoint": CHECKPOINT,
     "signing_state": SIGNING_STATE,
     "meta": META,
@@ -86,6 +99,29 @@ def number_from_key(key: bytes) -> int:
 
 def trie_node_key(node_hash: bytes) -> bytes:
     return TRIE_NODE + _hash_id("trie node hash", node_hash)
+
+
+def trie_refcount_key(node_hash: bytes) -> bytes:
+    return TRIE_REFCOUNT + _hash_id("trie node hash", node_hash)
+
+
+def _numbered(prefix: bytes, number: int, block_hash: bytes) -> bytes:
+    return number_key(number).replace(NUMBER, prefix, 1) + _hash_id("block hash", block_hash)
+
+
+def state_journal_key(number: int, block_hash: bytes) -> bytes:
+    return _numbered(STATE_JOURNAL, number, block_hash)
+
+
+def unfinalized_key(number: int, block_hash: bytes) -> bytes:
+    return _numbered(UNFINALIZED, number, block_hash)
+
+
+def split_numbered_key(key: bytes) -> tuple[int, bytes]:
+    """(number, block hash) of a `state_journal_key` or an `unfinalized_key`."""
+    if len(key) != 1 + 8 + HASH_LEN:
+        raise InvalidKeyError("not a numbered block key")
+    return int.from_bytes(key[1:9], "big"), key[9:]
 
 
 def checkpoint_key(blob_hash: bytes) -> bytes:

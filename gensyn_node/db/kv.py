@@ -16,7 +16,7 @@ import threading
 import weakref
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 import plyvel
 
@@ -56,6 +56,10 @@ class KVStore(Protocol):
     ) -> Iterator[tuple[bytes, bytes]]:
         """(key, value) under `prefix` in key order (descending if `reverse`), from `start`
         inclusive: keys >= start, or <= start when reversed. A snapshot as of the call."""
+        ...
+
+    def iterate_keys(self, prefix: bytes) -> Iterator[bytes]:
+        """The keys under `prefix` in key order, without reading their values. A snapshot."""
         ...
 
     def write(self, puts: Puts, deletes: Iterable[bytes] = ()) -> None:
@@ -155,6 +159,9 @@ class MemoryKV:
             snapshot.reverse()
         return iter(snapshot)
 
+    def iterate_keys(self, prefix: bytes) -> Iterator[bytes]:
+        return (key for key, _value in self.iterate(prefix))
+
     def write(self, puts: Puts, deletes: Iterable[bytes] = ()) -> None:
         self._check_open()
         # Check everything before touching the data, so a bad entry writes nothing.
@@ -248,7 +255,11 @@ class LevelKV:
         iterator = self.db.iterator(start=lower, stop=upper, reverse=reverse)
         return self._guarded(iterator)
 
-    def _guarded(self, iterator: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
+    def iterate_keys(self, prefix: bytes) -> Iterator[bytes]:
+        lower, upper = _bounds(prefix, None, False)
+        return self._guarded(self.db.iterator(start=lower, stop=upper, include_value=False))
+
+    def _guarded(self, iterator: Iterator[Any]) -> Iterator[Any]:
         try:
             yield from iterator
         except plyvel.CorruptionError as exc:

@@ -8,6 +8,7 @@ from typing import Any
 import trio
 
 from gensyn_node import __version__
+from gensyn_node.chain_db import StateDiscarded
 from gensyn_node.rpc.api import RpcApi
 from gensyn_node.rpc.errors import RpcError
 from gensyn_node.rpc.grandpa import register_grandpa_api
@@ -29,6 +30,7 @@ from runtime.executive import get_state_runtime
 from runtime.hashing import blake2_256
 from runtime.pallets.system.account import get_account
 from runtime.storage import OverlayState
+from runtime.trie import Trie
 
 INVALID_TRANSACTION = 1010
 UNKNOWN_TRANSACTION = 1011
@@ -69,6 +71,13 @@ class NodeRpc:
         if not self.node.store.has_block(block_hash):
             raise RpcError(4003, "Client error: unknown block", f"block {at} is not known")
         return block_hash
+
+    def _state_at(self, block_hash: bytes) -> Trie:
+        """The block's state; Substrate's 4003 "State already discarded" when it was pruned."""
+        try:
+            return self.node.store.state_at(block_hash)
+        except StateDiscarded as exc:
+            raise RpcError(4003, f"Client error: UnknownBlock: {exc}") from None
 
     # --- system ----------------------------------------------------------------------------
 
@@ -189,7 +198,7 @@ class NodeRpc:
 
     async def state_getStorage(self, key: str, at: str | None = None) -> str | None:
         raw_key = decode_hex(key, "storage key")
-        value = self.node.store.state_at(self._block_hash(at)).get(raw_key)
+        value = self._state_at(self._block_hash(at)).get(raw_key)
         return encode_hex(value) if value is not None else None
 
     async def state_getStorageAt(self, key: str, at: str | None = None) -> str | None:
@@ -198,11 +207,11 @@ class NodeRpc:
     async def state_getReadProof(self, keys: list, at: str | None = None) -> dict[str, Any]:
         block_hash = self._block_hash(at)
         raw_keys = [decode_hex(k, "storage key") for k in keys]
-        proof = self.node.store.state_at(block_hash).prove(raw_keys)
+        proof = self._state_at(block_hash).prove(raw_keys)
         return {"at": encode_hex(block_hash), "proof": [encode_hex(node) for node in proof]}
 
     async def state_getRuntimeVersion(self, at: str | None = None) -> dict[str, Any]:
-        trie = self.node.store.state_at(self._block_hash(at))
+        trie = self._state_at(self._block_hash(at))
         return runtime_version_json(get_state_runtime(OverlayState(trie.get)))
 
     # --- author ----------------------------------------------------------------------------

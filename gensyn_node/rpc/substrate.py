@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from gensyn_node.chain_db import StateDiscarded
 from gensyn_node.rpc.api import RpcApi
 from gensyn_node.rpc.errors import InvalidParams, RpcError
 from gensyn_node.rpc.node import RpcNode
@@ -32,6 +33,7 @@ from runtime.metadata import SUPPORTED_METADATA_VERSIONS, encode_opaque, get_sta
 from runtime.pallets.system.account import get_account
 from runtime.pallets.transaction_payment.fees import compute_fee
 from runtime.storage import OverlayState
+from runtime.trie import Trie
 from runtime.types import DispatchClass, Weight
 from runtime.version import Runtime, UnknownRuntime
 
@@ -199,8 +201,15 @@ class SubstrateRpc:
             raise client_error(f"UnknownBlock: header not found for {at}")
         return header
 
+    def _trie(self, header: Header) -> Trie:
+        """The block's state; Substrate's 4003 "State already discarded" when it was pruned."""
+        try:
+            return self.node.store.state_at(header.hash)
+        except StateDiscarded as exc:
+            raise client_error(f"UnknownBlock: {exc}") from None
+
     def _state(self, header: Header) -> OverlayState:
-        trie = self.node.store.state_at(header.hash)
+        trie = self._trie(header)
         return OverlayState(trie.get, trie.iter_prefix)
 
     def _context(self, header: Header) -> CallContext:
@@ -237,7 +246,7 @@ class SubstrateRpc:
             raise RpcError(INVALID_COUNT, f"count exceeds maximum value. value: {count}, max: {MAX_KEYS_PAGED}")
         raw_prefix = b"" if prefix is None else decode_hex(prefix, "prefix")
         start = None if start_key is None else decode_hex(start_key, "start key")
-        trie = self.node.store.state_at(self._header(at).hash)
+        trie = self._trie(self._header(at))
         keys: list[str] = []
         if count == 0:
             return keys
