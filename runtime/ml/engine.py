@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import torch
 
 from runtime.ml.errors import BatchMismatchError, ExactnessBoundError, HyperParameterError
-from runtime.ml.fixed import Fx, has_int8_matmul, pow2
+from runtime.ml.fixed import Fx, has_fast_int8_matmul, pow2
 from runtime.ml.job import HYPER_FRAC_BITS, HyperParams, validate_hyper
+from runtime.ml.kernels import SGD_SOURCE_TYPES, get_kernels, is_usable
 from runtime.ml.layers import (
     FLOAT,
     INT8,
@@ -56,13 +57,29 @@ INPUT_FRAC_BITS = 8  # a uint8 pixel p is the value p / 256
 MASTER_BOUND = float(1 << MASTER_BOUND_BITS)
 
 
-@dataclass(frozen=True, slots=True)
 class StepMetrics:
-    """Display values of one step (never hashed): summed loss and number of correct labels."""
+    """Display values of one step (never hashed): summed loss and number of correct labels,
+    computed only when read (most steps' are never looked at)."""
 
-    loss_sum: torch.Tensor
-    correct: torch.Tensor
-    count: int
+    __slots__ = ("_labels", "_logits", "_p", "_values", "count")
+
+    def __init__(self, logits: Fx, p: torch.Tensor, labels: torch.Tensor, count: int):
+        self._logits, self._p, self._labels = logits, p, labels
+        self._values: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.count = count
+
+    def _get(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._values is None:
+            self._values = compute_metrics(self._logits, self._p, self._labels)
+        return self._values
+
+    @property
+    def loss_sum(self) -> torch.Tensor:
+        return self._get()[0]
+
+    @property
+    def correct(self) -> torch.Tensor:
+        return self._get()[1]
 
 
 @dataclass(slots=True)
@@ -75,9 +92,12 @@ class Network:
 
 
 def get_backend(device: torch.device | str) -> str:
-    """int8 products (torch._int_mm, exact in int32) on CPU; exact float32 products elsewhere.
-    Both give the same integers, so the choice never changes a hash."""
-    if torch.device(device).type == "cpu" and has_int8_matmul():
+    """The product route of a device: int8 products (torch._int_mm, exact in int32) on a CPU
+    where they are measurably faster than float32 ones, exact float32 products elsewhere. Both
+    give the same integers, so the choice never changes a hash, only the speed: on CPUs
+    without int8 dot-product instructions torch's int8 kernel is 40x slower than float32 (an
+    AVX2 EPYC here) and on some with them no faster (the AMX machine of issue 11)."""
+    if torch.device(device).type == "cpu" and has_fast_int8_matmul():
         return INT8
     return FLOAT
 
@@ -144,19 +164,37 @@ def forward(net: Network, params: torch.Tensor, x: Fx, caches: list[list]) -> Fx
     return x
 
 
-def backward(net: Network, g: Fx, caches: list[list], grad: torch.Tensor) -> float:
-    """Back-propagates `g` and writes every parameter gradient onto the 2^-32 grid in `grad`,
-    clamped to the master bound; returns a bound on |grad| (in grid steps)."""
+def backward(net: Network, g: Fx, caches: list[list]) -> list[tuple[slice, Fx]]:
+    """Back-propagates `g`; returns each parameter gradient with its place in the flat vector."""
     slot = len(net.grad_slices)
-    bound = 0.0
+    out: list[tuple[slice, Fx]] = []
     for i in range(len(net.layers) - 1, -1, -1):
         dx, grads = net.layers[i].backward(g, caches[i], i > 0)
         for pg in reversed(grads):
             slot -= 1
-            bound = max(bound, write_on_grid(grad[net.grad_slices[slot]].view(pg.m.shape), pg))
+            out.append((net.grad_slices[slot], pg))
         if dx is not None:
             g = dx
-    return bound
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class GridWrite:
+    """How `write_on_grid` puts one gradient onto the master grid: v = x.m · scale, rounded
+    (half to even) when the scale is finer than the grid, clamped unless provably in bounds."""
+
+    k: int
+    scale: float
+    round: bool
+    clamp: bool
+    bound: float  # bound on |v| after the write
+
+
+def plan_grid_write(x: Fx) -> GridWrite:
+    k = x.e + MASTER_FRAC_BITS
+    bound = math.ldexp(float((1 << x.bits) - 1), k) + 1.0 if x.bits is not None else math.inf
+    clamp = bound > MASTER_BOUND
+    return GridWrite(k, pow2(k), k < 0, clamp, MASTER_BOUND if clamp else bound)
 
 
 def write_on_grid(view: torch.Tensor, x: Fx) -> float:
@@ -168,20 +206,18 @@ def write_on_grid(view: torch.Tensor, x: Fx) -> float:
     far from float32's under- and overflow. Values already on the grid (exponent >= -32) need
     no rounding, and values whose known bound is below the master bound need no clamp.
     """
-    k = x.e + MASTER_FRAC_BITS
+    plan = plan_grid_write(x)
     small = x.m.dtype == torch.float32 or (x.m.dtype == torch.int32 and x.bits is not None and x.bits <= 24)
-    if x.m.dtype == torch.float64 or (small and -100 < k < 100):
-        torch.mul(x.m, pow2(k), out=view)
+    if x.m.dtype == torch.float64 or (small and -100 < plan.k < 100):
+        torch.mul(x.m, plan.scale, out=view)
     else:
         view.copy_(x.m)
-        view.mul_(pow2(k))
-    if k < 0:
+        view.mul_(plan.scale)
+    if plan.round:
         view.round_()
-    bound = math.ldexp(float((1 << x.bits) - 1), k) + 1.0 if x.bits is not None else math.inf
-    if bound > MASTER_BOUND:
+    if plan.clamp:
         view.clamp_(-MASTER_BOUND, MASTER_BOUND)
-        return MASTER_BOUND
-    return bound
+    return plan.bound
 
 
 def apply_sgd_(state: TrainState, grad: torch.Tensor, hyper: HyperParams,
@@ -206,6 +242,33 @@ def apply_sgd_(state: TrainState, grad: torch.Tensor, hyper: HyperParams,
     if grad_bound + mu * MASTER_BOUND > MASTER_BOUND:
         m.clamp_(-MASTER_BOUND, MASTER_BOUND)
     w.sub_(m, alpha=hyper.lr_q16 * scale).round_().clamp_(-MASTER_BOUND, MASTER_BOUND)
+
+
+def apply_gradients_(state: TrainState, grads: list[tuple[slice, Fx]], hyper: HyperParams) -> None:
+    """Writes the gradients onto the master grid and takes the SGD step (`write_on_grid`, then
+    `apply_sgd_`): in one fused pass per parameter tensor on CPU (runtime/ml/kernels.py), else
+    as torch operations. The two give the same bits (tests/ml/test_kernels.py)."""
+    plans = [plan_grid_write(x) for _, x in grads]
+    kernels = get_kernels() if is_usable(state.params, state.momentum) else None
+    if kernels is None or state.params.dtype != torch.float64:
+        grad = torch.empty_like(state.params)
+        for (where, x), plan in zip(grads, plans, strict=True):
+            write_on_grid(grad[where].view(x.m.shape), x)
+        apply_sgd_(state, grad, hyper, max(plan.bound for plan in plans))
+        return
+    scale = pow2(-HYPER_FRAC_BITS)
+    mu, lr = hyper.momentum_q16 * scale, hyper.lr_q16 * scale
+    wd = hyper.weight_decay_q16 * scale
+    grad_bound = max(plan.bound for plan in plans)
+    if wd:
+        grad_bound += wd * MASTER_BOUND + 1.0
+    clamp_m = grad_bound + mu * MASTER_BOUND > MASTER_BOUND  # as in apply_sgd_
+    for (where, x), plan in zip(grads, plans, strict=True):
+        src = x.m if x.m.is_contiguous() else x.m.contiguous()
+        if src.dtype not in SGD_SOURCE_TYPES or src.numel() != where.stop - where.start:
+            raise ExactnessBoundError(f"gradient of {src.dtype} {tuple(src.shape)} does not fit its parameter")
+        kernels.sgd(state.params[where], state.momentum[where], src, plan.scale, plan.round, plan.clamp,
+                    wd, mu, lr, clamp_m, MASTER_BOUND)
 
 
 def validate_batch(spec: ModelSpec, images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -235,12 +298,9 @@ def apply_train_step_(state: TrainState, images: torch.Tensor, labels: torch.Ten
     caches: list[list] = [[] for _ in net.layers]
     logits = forward(net, state.params, to_input(state.model, images, net.backend), caches)
     g, p = compute_loss_gradient(logits, labels, hyper.batch_bits)
-    loss_sum, correct = compute_metrics(logits, p, labels)
-    grad = torch.empty_like(state.params)
-    grad_bound = backward(net, g, caches, grad)
-    apply_sgd_(state, grad, hyper, grad_bound)
+    apply_gradients_(state, backward(net, g, caches), hyper)
     state.step += 1
-    return StepMetrics(loss_sum, correct, batch)
+    return StepMetrics(logits, p, labels, batch)
 
 
 def train_step(state: TrainState, images: torch.Tensor, labels: torch.Tensor,

@@ -22,12 +22,16 @@ routes compute the same integers, so they give the same bits (tests/ml check bot
 
 from __future__ import annotations
 
+import functools
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from runtime.ml.errors import ExactnessBoundError
+from runtime.ml.kernels import QUANTIZE_TYPES, get_kernels, is_usable
 
 F32_EXACT_BITS = 24
 F64_EXACT_BITS = 53
@@ -37,7 +41,7 @@ F64_EXACT = 1 << F64_EXACT_BITS
 # Chunked products whose chunks would hold fewer than this many terms run in float64 instead:
 # same bits, fewer tiny matrix products.
 MIN_CHUNK = 32
-MAX_CHUNKS = 64
+MAX_CHUNKS = 512
 
 
 @dataclass(slots=True)
@@ -95,8 +99,18 @@ def requantize(x: Fx, bits: int, dtype: torch.dtype = torch.float32) -> Fx:
         raise ExactnessBoundError(f"cannot hold {bits}-bit mantissas in {dtype}")
     if x.bits is not None and x.bits <= bits:
         return Fx(x.m if x.m.dtype == dtype else x.m.to(dtype), x.e, x.bits)
-    s = compute_shift(get_abs_max(x.m), bits)
     m = x.m
+    kernels = get_kernels() if m.dtype in (torch.float32, torch.float64) and is_usable(m) else None
+    if kernels is not None:  # one pass for the max, one to scale and round (in place for float32)
+        s = compute_shift(kernels.abs_max(m), bits)
+        if s > 0 and m.dtype == torch.float32:
+            m = kernels.scale_round_(m, pow2(-s))
+        elif s > 0 and dtype in QUANTIZE_TYPES:
+            return Fx(kernels.quantize(m, pow2(-s), torch.empty(m.shape, dtype=dtype)), x.e + s, bits)
+        elif s > 0:
+            m = m.mul_(pow2(-s)).round_()
+        return Fx(m if m.dtype == dtype else m.to(dtype), x.e + s, bits)
+    s = compute_shift(get_abs_max(m), bits)
     if s > 0:
         if not m.is_floating_point():
             m = m.to(torch.float64)  # int32 mantissas: exact in float64
@@ -111,6 +125,35 @@ SPLIT_MAX_BITS = 13
 
 def has_int8_matmul() -> bool:
     return hasattr(torch, "_int_mm")
+
+
+FAST_INT8_SPEEDUP = 2.0  # int8 must beat float32 by this much to pay for its splits and casts
+
+
+@functools.cache
+def has_fast_int8_matmul() -> bool:
+    """Whether this CPU runs torch._int_mm at least FAST_INT8_SPEEDUP times faster than a
+    float32 product of the same shape (the MLP's first layer), measured once per process,
+    best of a few runs of each. Only a speed decision: both routes compute the same integers."""
+    if not has_int8_matmul():
+        return False
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randint(-127, 128, (64, 784), generator=gen, dtype=torch.int8)
+    b = torch.randint(-127, 128, (784, 256), generator=gen, dtype=torch.int8)
+    af, bf = a.to(torch.float32), b.to(torch.float32)
+
+    def best(fn: Callable[[], torch.Tensor], runs: int = 3) -> float:
+        fn()
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    t_int8 = best(lambda: torch._int_mm(a, b))
+    t_f32 = best(lambda: torch.mm(af, bf))
+    return t_int8 * FAST_INT8_SPEEDUP <= t_f32
 
 
 class Workspace:

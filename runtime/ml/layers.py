@@ -54,6 +54,7 @@ from runtime.ml.fixed import (
     requantize,
     split_int8,
 )
+from runtime.ml.kernels import QUANTIZE_TYPES, get_kernels, is_usable
 from runtime.ml.models import MASTER_FRAC_BITS
 
 INT8 = "int8"
@@ -81,6 +82,11 @@ class Product:
     def bound(self) -> int:
         """max |result entry|: K·(2^a - 1)·(2^b - 1)."""
         return self.k * max_mantissa(self.a_bits) * max_mantissa(self.b_bits)
+
+    @property
+    def is_single_float(self) -> bool:
+        """One float32 product, exact as it stands (no chunks, no float64)."""
+        return self.backend == FLOAT and self.chunk == self.k
 
     def run(self, a: torch.Tensor | Split, b: torch.Tensor | Split, ws: Workspace | None = None,
             key: str = "") -> torch.Tensor:
@@ -126,7 +132,13 @@ def operand_dtype(backend: str) -> torch.dtype:
 
 
 def quantize_master(w: torch.Tensor, bits: int, dtype: torch.dtype) -> Fx:
-    """Master grid integers (float64, value w·2^-32) -> mantissas with |m| <= 2^bits - 1."""
+    """Master grid integers (float64, value w·2^-32) -> mantissas with |m| <= 2^bits - 1.
+    On CPU in two fused passes (max, then scale-round-convert); the torch chain elsewhere."""
+    kernels = get_kernels() if w.dtype == torch.float64 and dtype in QUANTIZE_TYPES and is_usable(w) else None
+    if kernels is not None:
+        s = compute_shift(kernels.abs_max(w), bits)
+        out = kernels.quantize(w, pow2(-s), torch.empty(w.shape, dtype=dtype))
+        return Fx(out, s - MASTER_FRAC_BITS, bits)
     s = compute_shift(get_abs_max(w), bits)
     m = torch.mul(w, pow2(-s)).round_() if s else w
     return Fx(m.to(dtype), s - MASTER_FRAC_BITS, bits)
@@ -172,6 +184,9 @@ class LinearLayer:
         e = xq.e + wq.e
         b = quantize_bias(params[self.b_slice], e, self.bias_bound, self.out_dtype)
         cache.append((xq, wq))
+        if self.fwd.is_single_float and self.out_dtype == torch.float32:
+            # the bias inside the product: every partial sum stays below bound + headroom < 2^24
+            return Fx(torch.addmm(b, xq.m, wq.m.t()), e)
         return Fx(_biased(self.fwd.run(xq.m, wq.m.t()), b, self.out_dtype), e)
 
     def backward(self, g: Fx, cache: list, need_dx: bool) -> tuple[Fx | None, list[Fx]]:
@@ -195,9 +210,8 @@ def im2col_nhwc(x: torch.Tensor, k: int, out: torch.Tensor | None = None) -> tor
     ho, wo = h - k + 1, w - k + 1
     if out is None:
         out = torch.empty((b * ho * wo, k * k * c), dtype=x.dtype, device=x.device)
-    if c == 1:  # a stack of k·k shifted planes beats a strided copy with a unit inner dim
-        planes = [x[:, i : i + ho, j : j + wo, 0] for i in range(k) for j in range(k)]
-        torch.stack(planes, dim=3, out=out.view(b, ho, wo, k * k))
+    if c == 1:  # without the unit channel dim the copy's inner loop runs along a kernel row
+        out.view(b, ho, wo, k, k).copy_(x[..., 0].unfold(1, k, 1).unfold(2, k, 1))
     else:
         s = x.stride()
         out.view(b, ho, wo, k, k, c).copy_(x.as_strided((b, ho, wo, k, k, c), (s[0], s[1], s[2], s[1], s[2], s[3])))
@@ -276,10 +290,15 @@ class ConvLayer:
         dx = None
         if need_dx:
             dcols = self.dx.run(ga, wq.m, self.ws, "dx")
-            if dcols.dtype != torch.int32:
-                dcols = dcols.to(torch.float64)
-            folded = col2im_nhwc(dcols, tuple(in_shape), k, self.ws.get("fold", tuple(in_shape), dcols.dtype,
-                                                                         dcols.device))
+            kernels = get_kernels() if dcols.dtype in (torch.float32, torch.int32) and is_usable(dcols) else None
+            if kernels is not None:  # one pass, float64 sums, no conversion of the patches
+                folded = kernels.col2im(dcols, tuple(in_shape), k,
+                                        self.ws.get("fold", tuple(in_shape), torch.float64, dcols.device))
+            else:
+                if dcols.dtype != torch.int32:
+                    dcols = dcols.to(torch.float64)
+                folded = col2im_nhwc(dcols, tuple(in_shape), k, self.ws.get("fold", tuple(in_shape), dcols.dtype,
+                                                                             dcols.device))
             dx = requantize(Fx(folded, gq.e + wq.e), self.bits.grad)
         db_bits = (g2.shape[0] * max_mantissa(self.bits.grad)).bit_length()
         return dx, [Fx(dw, gq.e + e_x, self.dw.bound.bit_length()), Fx(db, gq.e, db_bits)]

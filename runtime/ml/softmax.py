@@ -39,13 +39,27 @@ def _build_exp2_table() -> list[int]:
 
 
 EXP2_TABLE = _build_exp2_table()
+MIN_EXPONENT = (MIN_DIFF * LOG2E_Q24) >> (LOG2E_BITS + VALUE_FRAC_BITS - EXP_FRAC_BITS)  # least u
+
+
+def _build_exp2_of_exponent() -> list[int]:
+    """2^u in units of 2^-30 for every exponent u = -j in [MIN_EXPONENT, 0] (units of 2^-8), by
+    the definition: table[u mod 256] >> -floor(u / 256). One lookup then does the whole 2^u."""
+    out = []
+    for j in range(-MIN_EXPONENT + 1):
+        u = -j
+        out.append(EXP2_TABLE[u & ((1 << EXP_FRAC_BITS) - 1)] >> -(u >> EXP_FRAC_BITS))
+    return out
+
+
+EXP2_OF_EXPONENT = _build_exp2_of_exponent()
 _TABLES: dict[torch.device, torch.Tensor] = {}
 
 
 def _table(device: torch.device) -> torch.Tensor:
     t = _TABLES.get(device)
     if t is None:
-        t = torch.tensor(EXP2_TABLE, dtype=torch.int64, device=device)
+        t = torch.tensor(EXP2_OF_EXPONENT, dtype=torch.int64, device=device)
         _TABLES[device] = t
     return t
 
@@ -69,9 +83,7 @@ def compute_probabilities(logits: Fx) -> torch.Tensor:
         d = d.clamp_(min=-1).mul_(-MIN_DIFF)
     d = d.clamp_(min=MIN_DIFF)
     u = d.mul_(LOG2E_Q24).bitwise_right_shift_(LOG2E_BITS + VALUE_FRAC_BITS - EXP_FRAC_BITS)
-    whole = u.bitwise_right_shift(EXP_FRAC_BITS)  # floor(u / 256) <= 0
-    frac = u.bitwise_and_((1 << EXP_FRAC_BITS) - 1)
-    e = _table(z.device).take(frac).bitwise_right_shift_(whole.neg_())
+    e = _table(z.device).take(u.neg_())  # 2^u = table[u mod 256] >> -floor(u / 256)
     s = e.sum(dim=1, keepdim=True)  # >= 2^30: the row max contributes table[0]
     # round(e · 2^16 / s), half up, in integers: (2·e·2^16 + s) div 2s, with e · 2^17 <= 2^48
     numerator = e.bitwise_left_shift_(PROB_BITS + 1).add_(s)

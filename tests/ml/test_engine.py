@@ -205,7 +205,9 @@ def test_verify_segment_accepts_the_run_and_rejects_a_forgery(subset, make_job):
 @pytest.mark.parametrize("model,batch", [("mlp", 1), ("mlp", 1024), ("cnn", 2), ("cnn", 1024)])
 def test_backends_agree_at_extreme_batch_sizes(model, batch):
     """Batch 1 (K = 1 products) and 1024 (a conv weight gradient over 589,824 positions, too
-    long for int32 accumulators, so it runs as an exact float product) on both backends."""
+    long for int32 accumulators, so it runs as an exact float product) on both backends. The
+    CNN at 1024 takes one step: torch's int8 kernel is ~40x slower than float32 on CPUs without
+    int8 dot-product instructions, and one step already runs every product of the network."""
     spec = get_model(model)
     gen = torch.Generator().manual_seed(batch)
     images = torch.randint(0, 256, (batch, 28, 28), generator=gen, dtype=torch.uint8)
@@ -214,7 +216,7 @@ def test_backends_agree_at_extreme_batch_sizes(model, batch):
     hashes = set()
     for backend in (INT8, FLOAT):
         state = init_state(spec, b"\x02" * 32)
-        for _ in range(2):
+        for _ in range(1 if (model, batch) == ("cnn", 1024) else 2):
             apply_train_step_(state, images, labels, hyper, build_network(spec, batch, backend))
         hashes.add(compute_state_hash(state))
     assert len(hashes) == 1

@@ -1,0 +1,123 @@
+"""The fused C loops against the torch chains they replace: the same bits, including ties."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from runtime.ml.engine import apply_sgd_, write_on_grid
+from runtime.ml.fixed import Fx
+from runtime.ml.job import HYPER_FRAC_BITS, HyperParams
+from runtime.ml.kernels import get_kernels
+from runtime.ml.layers import col2im_nhwc
+from runtime.ml.models import MASTER_BOUND_BITS
+from runtime.ml.state import TrainState
+
+BOUND = float(1 << MASTER_BOUND_BITS)
+
+pytestmark = pytest.mark.skipif(get_kernels() is None, reason="no C compiler: the engine runs the torch chain")
+
+
+def _grid_values(n: int, seed: int, bits: int = MASTER_BOUND_BITS) -> torch.Tensor:
+    """Master grid integers (float64) with many exact ties after a power-of-two scaling."""
+    gen = torch.Generator().manual_seed(seed)
+    v = torch.randint(-(1 << bits), (1 << bits) + 1, (n,), generator=gen, dtype=torch.int64)
+    v[: n // 4] = (v[: n // 4] >> 20) << 20 | (1 << 19)  # x.5 after scaling by 2^-20
+    return v.to(torch.float64)
+
+
+def test_abs_max_and_quantize_match_torch():
+    k = get_kernels()
+    w = _grid_values(10_001, 1)
+    assert k.abs_max(w) == float(w.abs().max())
+    assert k.abs_max(w[:0]) == 0.0
+    for dtype, scale in ((torch.float32, 2.0**-20), (torch.int8, 2.0**-30)):
+        out = k.quantize(w, scale, torch.empty(w.shape, dtype=dtype))
+        assert torch.equal(out, torch.mul(w, scale).round_().to(dtype))
+    x = _grid_values(9_999, 2, bits=24).to(torch.float32)
+    assert k.abs_max(x) == float(x.abs().max())
+    assert torch.equal(k.scale_round_(x.clone(), 2.0**-9), x.mul(2.0**-9).round_())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int32])
+def test_col2im_matches_torch(dtype):
+    gen = torch.Generator().manual_seed(3)
+    shape = (3, 9, 7, 5)
+    cols = torch.randint(-(1 << 22), 1 << 22, (3 * 7 * 5, 3 * 3 * 5), generator=gen).to(dtype)
+    out = torch.empty(shape, dtype=torch.float64)
+    expected = col2im_nhwc(cols.to(torch.float64), shape, 3)
+    assert torch.equal(get_kernels().col2im(cols, shape, 3, out), expected)
+
+
+@pytest.mark.parametrize("src_dtype,e,bits", [(torch.float32, -40, 20), (torch.int32, -20, 30),
+                                              (torch.float64, 0, None), (torch.float32, 4, 23)])
+@pytest.mark.parametrize("wd_q16", [0, 3277])
+def test_sgd_matches_write_on_grid_then_apply_sgd(src_dtype, e, bits, wd_q16):
+    """Rounded and clamped gradients, weight decay, momentum and weight clamps all acting."""
+    n = 4_099
+    gen = torch.Generator().manual_seed(4)
+    limit = (1 << (bits or 30)) - 1
+    g = torch.randint(-limit, limit + 1, (n,), generator=gen).to(src_dtype)
+    w, m = _grid_values(n, 5), _grid_values(n, 6)
+    w[:8], m[:8] = BOUND, -BOUND
+    hyper = HyperParams(lr_q16=50_000, momentum_q16=60_000, weight_decay_q16=wd_q16, batch_size=32)
+    ref = TrainState(None, 0, w.clone(), m.clone())  # type: ignore[arg-type]
+    grad = torch.empty(n, dtype=torch.float64)
+    bound = write_on_grid(grad, Fx(g, e, bits))
+    apply_sgd_(ref, grad, hyper, bound)
+
+    from runtime.ml.engine import plan_grid_write
+
+    plan = plan_grid_write(Fx(g, e, bits))
+    scale = 2.0**-HYPER_FRAC_BITS
+    wd = wd_q16 * scale
+    grad_bound = plan.bound + (wd * BOUND + 1.0 if wd else 0.0)
+    mu = hyper.momentum_q16 * scale
+    get_kernels().sgd(w, m, g, plan.scale, plan.round, plan.clamp, wd, mu, hyper.lr_q16 * scale,
+                      grad_bound + mu * BOUND > BOUND, BOUND)
+    assert torch.equal(w, ref.params) and torch.equal(m, ref.momentum)
+
+
+HASH_SCRIPT = """
+import json, torch
+from gensyn_node.ml.datasets import load_mnist, make_subset
+from runtime.ml.data import get_batch
+from runtime.ml.engine import apply_train_step_, build_network
+from runtime.ml.job import HyperParams, TrainingJob
+from runtime.ml.kernels import get_kernels
+from runtime.ml.models import get_model
+from runtime.ml.segments import initial_state
+from runtime.ml.state import compute_state_hash
+torch.set_num_threads(1)
+subset = make_subset(load_mnist().train, 512, seed=7)
+out = {"kernels": get_kernels() is not None}
+for name, steps in (("mlp", 6), ("cnn", 2)):
+    hyper = HyperParams(batch_size=64, weight_decay_q16=655)
+    job = TrainingJob(get_model(name).model_id, subset.root, b"\\x05" * 32, hyper, steps, steps)
+    net = build_network(get_model(name), 64, "float")
+    state = initial_state(job)
+    for step in range(steps):
+        images, labels = get_batch(subset, job.seed, step, 64)
+        apply_train_step_(state, images, labels, job.hyper, net)
+    out[name] = compute_state_hash(state).hex()
+print(json.dumps(out))
+"""
+
+
+def test_training_gives_the_same_hash_with_and_without_the_kernels():
+    results = []
+    for off in (False, True):
+        env = dict(os.environ)
+        env.pop("GENSYN_NO_KERNELS", None)
+        if off:
+            env["GENSYN_NO_KERNELS"] = "1"
+        proc = subprocess.run([sys.executable, "-c", HASH_SCRIPT], capture_output=True, text=True, timeout=240,
+                              check=True, env=env)
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert [r.pop("kernels") for r in results] == [True, False]
+    assert results[0] == results[1]
