@@ -9,6 +9,7 @@ import trio
 
 from gensyn_node import __version__
 from gensyn_node.rpc.api import RpcApi
+from gensyn_node.rpc.checkpoints import register_checkpoint_api
 from gensyn_node.rpc.errors import RpcError
 from gensyn_node.txpool import (
     AlreadyImported,
@@ -306,4 +307,5 @@ def build_api(node: Node) -> RpcApi:
                      rpc.author_submitAndWatchExtrinsic)
     from gensyn_node.rpc_substrate import register_substrate_api  # imports this module's hex helpers
     register_substrate_api(api, node)
+    register_checkpoint_api(api, node.checkpoints)
     return api

@@ -25,6 +25,7 @@ from consensus.verification import make_seal_check
 from gensyn_node.block_import import BlockImportError, ImportResult, import_block
 from gensyn_node.chain_db import ChainStore
 from gensyn_node.chain_spec import ChainSpec
+from gensyn_node.db.checkpoints import DEFAULT_CAPACITY_BYTES, CheckpointStore
 from gensyn_node.keyring import Keypair
 from gensyn_node.metrics import NodeMetrics
 from gensyn_node.rpc.server import RpcConfig
@@ -55,6 +56,7 @@ class NodeConfig:
     bootnodes: list[str] = field(default_factory=list)
     pool_max_count: int = 8192
     max_block_extrinsics: int = 5000
+    checkpoint_capacity_bytes: int = DEFAULT_CAPACITY_BYTES
 
 
 class Node:
@@ -71,6 +73,8 @@ class Node:
         except BaseException:
             self.store.close()
             raise
+        self.checkpoints = CheckpointStore(self.store.kv, capacity_bytes=config.checkpoint_capacity_bytes,
+                                           clock_ms=lambda: int(self.clock() * 1000))
         self.verify = SignatureCache()
         self.pool = TxPool(self._validate_for_pool, blake2_256, max_count=config.pool_max_count, clock=clock)
         self.metrics = NodeMetrics()
