@@ -18,7 +18,7 @@ from typing import Any
 
 import trio
 
-from consensus.authoring import DoubleSignRefused, author_block, is_slot_leader
+from consensus.authoring import DoubleSignRefused, author_block, find_slot_author
 from consensus.authorities import get_authorities
 from consensus.slots import compute_slot
 from consensus.verification import make_seal_check
@@ -28,8 +28,10 @@ from gensyn_node.chain_spec import ChainSpec
 from gensyn_node.db.checkpoints import DEFAULT_CAPACITY_BYTES, CheckpointStore
 from gensyn_node.keyring import Keypair
 from gensyn_node.metrics import NodeMetrics
-from gensyn_node.rpc.server import RpcConfig
+from gensyn_node.rpc.methods import build_api
+from gensyn_node.rpc.server import RpcConfig, serve_rpc
 from gensyn_node.sigcache import SignatureCache
+from gensyn_node.signing_record import KVSigningRecord
 from gensyn_node.txpool import TxPool
 from runtime.block import Block, Header
 from runtime.codec import canonical
@@ -76,6 +78,7 @@ class Node:
         self.checkpoints = CheckpointStore(self.store.kv, capacity_bytes=config.checkpoint_capacity_bytes,
                                            clock_ms=lambda: int(self.clock() * 1000))
         self.verify = SignatureCache()
+        self.signing_record = KVSigningRecord(self.store.kv)
         self.pool = TxPool(self._validate_for_pool, blake2_256, max_count=config.pool_max_count, clock=clock)
         self.metrics = NodeMetrics()
         self.seal_check = make_seal_check(self.slot_ms, lambda: int(self.clock() * 1000))
@@ -178,12 +181,12 @@ class Node:
         parent, state = self.best_state()
         if parent.number > 0 and parent.slot_and_author()[0] >= slot:
             return None
-        author = is_slot_leader(state, slot, key.public)
+        author = find_slot_author(state, slot, key.public)
         if author is None:
             return None
         candidates = ((tx.hash, tx.data) for tx in self.pool.ready())
         try:
-            authored = author_block(state, parent, slot, self.slot_ms, author, key, self.store.kv, candidates,
+            authored = author_block(state, parent, slot, self.slot_ms, author, key, self.signing_record, candidates,
                                     self.config.max_block_extrinsics, self.verify)
         except DoubleSignRefused as exc:
             log.warning("authoring skipped slot=%d reason=%s", slot, exc)
@@ -213,9 +216,6 @@ class Node:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED) -> None:
-        from gensyn_node.rpc.server import serve_rpc
-        from gensyn_node.rpc_methods import build_api
-
         try:
             async with trio.open_nursery() as nursery:
                 if self.config.rpc_enabled:

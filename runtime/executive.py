@@ -24,7 +24,7 @@ from runtime.codec.scale import encode_compact
 from runtime.context import PHASE_FINALIZATION, BlockContext, phase_apply_extrinsic
 from runtime.crypto import verify_signature
 
-Verifier = Callable[[str, bytes, bytes, bytes], bool]
+SignatureChecker = Callable[[str, bytes, bytes, bytes], bool]
 from runtime.extrinsic import Extrinsic, decode_extrinsic, signing_payload
 from runtime.frame import NONE, DispatchError, signed
 from runtime.hashing import blake2_256
@@ -151,7 +151,7 @@ def _check_signed(runtime: Runtime, ctx: BlockContext, xt: Extrinsic) -> tuple[i
 
 
 def validate_transaction(state: OverlayState, best: Header, raw: bytes,
-                         verify: Verifier = verify_signature) -> tuple[ValidTransaction, Extrinsic]:
+                         verify: SignatureChecker = verify_signature) -> tuple[ValidTransaction, Extrinsic]:
     """Check a transaction against the state after `best` (for the pool); raises
     InvalidTransaction with a reason. Nothing is written to `state`."""
     runtime = get_next_block_runtime(state)
@@ -255,7 +255,7 @@ class ExecutedBlock:
     outcomes: tuple[ApplyOutcome, ...]
 
 
-def execute_block(trie: Trie, block: Block, verify: Verifier = verify_signature) -> ExecutedBlock:
+def execute_block(trie: Trie, block: Block, verify: SignatureChecker = verify_signature) -> ExecutedBlock:
     """Re-execute `block` on the state `trie` (its parent's) and verify its roots; raises
     InvalidBlock with the reason. Nothing is written anywhere: the caller commits the result."""
     header = block.header
@@ -313,7 +313,7 @@ class BlockBuilder:
     one; a transaction that turns out invalid is rolled back and reported, not included."""
 
     def __init__(self, trie: Trie, parent: Header, slot: int, author: bytes, timestamp_ms: int,
-                 verify: Verifier = verify_signature):
+                 verify: SignatureChecker = verify_signature):
         self.trie = trie
         self.state = OverlayState(trie.get, trie.iter_prefix)
         self.header = Header(parent.hash, parent.number + 1, bytes(32), bytes(32), (pre_runtime_digest(slot, author),))

@@ -121,6 +121,6 @@ def test_command_line_parser_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys; from gensyn_node.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    code = "import sys; from gensyn_node.cli.dispatch import build_parser; build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr

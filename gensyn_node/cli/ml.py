@@ -1,12 +1,12 @@
 """`gensyn-node train`, `verify-segment` and `job model|plot`: the worker cores from the command line.
 
-`train` is the solver core (`solver.py`) in its own process: a progress bar, every checkpoint
-stored in a training directory (`workdir.py`) and, with `--rpc`, uploaded to a node; run again
+`train` is the solver core (`gensyn_node/ml/solver.py`) in its own process: a progress bar, every checkpoint
+stored in a training directory (`gensyn_node/ml/workdir.py`) and, with `--rpc`, uploaded to a node; run again
 on the same directory it resumes from the last stored checkpoint. `--cheat` makes it a
-dishonest solver (`cheats.py`). `verify-segment` is the verifier core (`verifier.py`): it
+dishonest solver (`gensyn_node/ml/cheats.py`). `verify-segment` is the verifier core (`gensyn_node/ml/verifier.py`): it
 checks one segment of such a directory, reading the start checkpoint from the directory or,
 with `--rpc`, from a node (exit 0 match, 1 mismatch or unavailable). `job model` and `job plot`
-turn a finished directory into a torch model file and a loss/accuracy curve (`export.py`).
+turn a finished directory into a torch model file and a loss/accuracy curve (`gensyn_node/ml/export.py`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gensyn_node.cli import CliError
+from gensyn_node.cli.errors import CliError
 from gensyn_node.ml.workdir import (
     CHECKPOINT_DIR,
     HASHES_FILE,

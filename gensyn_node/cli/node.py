@@ -17,7 +17,7 @@ from pathlib import Path
 import trio
 
 from gensyn_node.chain_spec import ChainSpecError, load_chain_spec
-from gensyn_node.cli import CliError
+from gensyn_node.cli.errors import CliError
 from gensyn_node.keyring import KeyError_, generate_seed, keypair_from_seed, keypair_from_uri
 from runtime.crypto import ED25519, SR25519
 
