@@ -34,6 +34,7 @@ from consensus.verification import make_seal_check
 from gensyn_node.block_import import BlockImportError, ImportResult, execute_for_import, import_block
 from gensyn_node.chain_db import ChainStore
 from gensyn_node.chain_spec import ChainSpec
+from gensyn_node.db.checkpoints import DEFAULT_CAPACITY_BYTES, CheckpointStore
 from gensyn_node.db.pruning import BlocksPruning, StatePruning
 from gensyn_node.equivocation import SlotWatch, encode_block_report, encode_vote_report
 from gensyn_node.finality import make_gadget
@@ -79,6 +80,7 @@ class NodeConfig:
     max_block_extrinsics: int = 5000
     state_pruning: StatePruning | None = None  # None: the database's recorded mode (256 for a new one)
     blocks_pruning: BlocksPruning | None = None
+    checkpoint_capacity_bytes: int = DEFAULT_CAPACITY_BYTES
 
 
 class Node:
@@ -96,6 +98,8 @@ class Node:
         except BaseException:
             self.store.close()
             raise
+        self.checkpoints = CheckpointStore(self.store.kv, capacity_bytes=config.checkpoint_capacity_bytes,
+                                           clock_ms=lambda: int(self.clock() * 1000))
         self.verify = SignatureCache()
         self.signing_record = KVSigningRecord(self.store.kv)
         self.pool = TxPool(self._validate_for_pool, blake2_256, max_count=config.pool_max_count, clock=clock)

@@ -25,7 +25,7 @@ if [ ! -f "$stamp" ]; then
         echo "setup: pip install failed (full log: .venv/pip-install.log)" >&2
         exit 1
     fi
-    .venv/bin/python -c "import gensyn_node, runtime, torch, plyvel, nacl, sr25519, libp2p" 
+    .venv/bin/python -c "import gensyn_node, runtime, torch, plyvel, nacl, sr25519, libp2p, matplotlib" 
     rm -f .venv/.installed-*
     touch "$stamp"
 fi

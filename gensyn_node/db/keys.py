@@ -14,6 +14,9 @@ keys here, so that no two tables can collide and a prefix scan never crosses int
 | state journals             | b"s" ++ u64 number ++ block hash       | nodes a block inserted, removed |
 | unfinalized blocks         | b"u" ++ u64 number ++ block hash       | empty                           |
 | checkpoint blobs           | b"c" ++ blob hash                      | checkpoint bytes                |
+| checkpoint blob records    | b"i" ++ blob hash                      | [size, stored at (ms)]          |
+| checkpoints of a job       | b"q" ++ job id ++ blob hash            | [checkpoint index or nil]       |
+| jobs of a checkpoint       | b"o" ++ blob hash ++ job id            | empty                           |
 | validator signing state    | b"v" ++ public key                     | what that key last signed       |
 | meta pointers              | b"meta:" ++ name                       | block hash (best, finalized...) |
 
@@ -34,6 +37,9 @@ TRIE_REFCOUNT = b"r"
 STATE_JOURNAL = b"s"
 UNFINALIZED = b"u"
 CHECKPOINT = b"c"
+CHECKPOINT_INFO = b"i"
+CHECKPOINT_JOB = b"q"
+CHECKPOINT_OWNER = b"o"
 SIGNING_STATE = b"v"
 META = b"meta:"
 
@@ -57,6 +63,9 @@ ALL_PREFIXES = {
     "state_journal": STATE_JOURNAL,
     "unfinalized": UNFINALIZED,
     "checkpoint": CHECKPOINT,
+    "checkpoint_info": CHECKPOINT_INFO,
+    "checkpoint_job": CHECKPOINT_JOB,
+    "checkpoint_owner": CHECKPOINT_OWNER,
     "signing_state": SIGNING_STATE,
     "meta": META,
 }
@@ -126,6 +135,20 @@ def split_numbered_key(key: bytes) -> tuple[int, bytes]:
 
 def checkpoint_key(blob_hash: bytes) -> bytes:
     return CHECKPOINT + _hash_id("checkpoint hash", blob_hash)
+
+
+def checkpoint_info_key(blob_hash: bytes) -> bytes:
+    return CHECKPOINT_INFO + _hash_id("checkpoint hash", blob_hash)
+
+
+def checkpoint_job_key(job_id: bytes, blob_hash: bytes) -> bytes:
+    """A job's reference to one of its checkpoints; a prefix scan over the job id lists them."""
+    return CHECKPOINT_JOB + _hash_id("job id", job_id) + _hash_id("checkpoint hash", blob_hash)
+
+
+def checkpoint_owner_key(blob_hash: bytes, job_id: bytes) -> bytes:
+    """The reverse reference: a prefix scan over the blob hash lists the jobs that hold it."""
+    return CHECKPOINT_OWNER + _hash_id("checkpoint hash", blob_hash) + _hash_id("job id", job_id)
 
 
 def signing_state_key(public_key: bytes) -> bytes:

@@ -10,6 +10,7 @@ import trio
 from gensyn_node import __version__
 from gensyn_node.chain_db import StateDiscarded
 from gensyn_node.rpc.api import RpcApi
+from gensyn_node.rpc.checkpoints import register_checkpoint_api
 from gensyn_node.rpc.errors import RpcError
 from gensyn_node.rpc.grandpa import register_grandpa_api
 from gensyn_node.rpc.mlcompute import register_mlcompute_api
@@ -303,4 +304,5 @@ def build_api(node: RpcNode) -> RpcApi:
     register_substrate_api(api, node)
     register_grandpa_api(api, node)
     register_mlcompute_api(api, node)
+    register_checkpoint_api(api, node.checkpoints)
     return api

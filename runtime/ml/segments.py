@@ -34,6 +34,8 @@ from runtime.ml.models import get_model
 from runtime.ml.state import TrainState, decode_state_checked, encode_state
 
 StepCallback = Callable[[int, StepMetrics], None]
+# run_segment's signature: (state, job, dataset, first_step, n_steps, on_step) -> end state.
+SegmentRunner = Callable[[TrainState, TrainingJob, Dataset, int, int, StepCallback | None], TrainState]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +82,11 @@ def run_segment(state: TrainState, job: TrainingJob, dataset: Dataset, first_ste
 
 def iter_checkpoints(job: TrainingJob, dataset: Dataset, state: TrainState | None = None,
                      on_step: StepCallback | None = None, device: torch.device | str = "cpu",
-                     ) -> Iterator[Checkpoint]:
+                     run: SegmentRunner | None = None) -> Iterator[Checkpoint]:
     """Trains the whole job (or the rest of it from `state`, which must sit on a checkpoint),
-    yielding every checkpoint from the starting one on."""
+    yielding every checkpoint from the starting one on. `run` replaces `run_segment` (the
+    solver's test-only cheat modes use it)."""
+    run = run or run_segment
     validate_job(job)
     _validate_dataset(job, dataset)
     current = initial_state(job, device) if state is None else state.clone()
@@ -95,7 +99,7 @@ def iter_checkpoints(job: TrainingJob, dataset: Dataset, state: TrainState | Non
         if current.step >= job.steps:
             return
         n = min(job.checkpoint_every, job.steps - current.step)
-        current = run_segment(current, job, dataset, current.step, n, on_step)
+        current = run(current, job, dataset, current.step, n, on_step)
         index += 1
 
 
