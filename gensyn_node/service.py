@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import trio
@@ -35,6 +36,7 @@ from gensyn_node.equivocation import SlotWatch, encode_block_report, encode_vote
 from gensyn_node.finality import make_gadget
 from gensyn_node.keyring import Keypair
 from gensyn_node.metrics import NodeMetrics
+from gensyn_node.rpc.limits import ConnectionStats
 from gensyn_node.rpc.methods import build_api
 from gensyn_node.rpc.server import RpcConfig, serve_rpc
 from gensyn_node.sigcache import SignatureCache
@@ -84,6 +86,8 @@ class Node:
         self.signing_record = KVSigningRecord(self.store.kv)
         self.pool = TxPool(self._validate_for_pool, blake2_256, max_count=config.pool_max_count, clock=clock)
         self.metrics = NodeMetrics()
+        self.rpc_connections = ConnectionStats()
+        self.metrics.watch_rpc_connections(self.rpc_connections)
         self.seal_check = make_seal_check(self.slot_ms, lambda: int(self.clock() * 1000))
         self.new_head = Broadcast()
         self.finalized_head = Broadcast()
@@ -272,7 +276,8 @@ class Node:
             async with trio.open_nursery() as nursery:
                 if self.config.rpc_enabled:
                     api = build_api(self)
-                    self.rpc_port = await nursery.start(serve_rpc, api, self.config.rpc)
+                    self.rpc_port = await nursery.start(
+                        partial(serve_rpc, api, self.config.rpc, stats=self.rpc_connections))
                 if self.config.prometheus_port is not None:
                     self.metrics.serve(self.config.prometheus_port)
                 await nursery.start(self.run_finality)
