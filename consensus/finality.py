@@ -113,6 +113,9 @@ class FinalityGadget:
         self.reported: set[tuple[bytes, int, int, int]] = set()
         self.last_commit: bytes | None = None
         self.last_rebroadcast_ms = now_ms
+        # Round views, memoized per (round, votes held, finalized block) and dropped whenever a
+        # block arrives (a vote for a block we did not have may now count).
+        self._views: dict[tuple[int, int, int, bytes], RoundView] = {}
         self.finalized = chain.finalized_header()
         self.voters = chain.get_voter_set(self.finalized.hash)
         self._start_set(now_ms)
@@ -121,6 +124,7 @@ class FinalityGadget:
 
     def on_block(self, now_ms: int) -> None:
         """A block was imported (our best chain may have grown)."""
+        self._views.clear()
         self._step(now_ms)
 
     def on_tick(self, now_ms: int) -> None:
@@ -215,6 +219,8 @@ class FinalityGadget:
         key = (first.voter, first.set_id, first.round, first.step)
         if key in self.reported:
             return
+        if len(self.reported) >= 4096:  # bounded; a repeat report is refused on chain anyway
+            self.reported.clear()
         self.reported.add(key)
         log.warning("finality equivocation voter=0x%s set=%d round=%d step=%d", first.voter.hex()[:16],
                     first.set_id, first.round, first.step)
@@ -250,6 +256,7 @@ class FinalityGadget:
     def _start_set(self, now_ms: int) -> None:
         """Begin the voter set of the finalized block at round 1, or, after a restart, in the
         round we last voted in, re-issuing the very votes we signed there."""
+        self._views = {}
         self.rounds = {}
         self.sightings = {}
         self.first_round, self.first_estimate = 1, self.finalized
@@ -291,7 +298,15 @@ class FinalityGadget:
             del self.rounds[old]
 
     def _view(self, number: int) -> RoundView:
-        return compute_round_view(self.rounds[number], self.voters, self.finalized, self.chain)
+        rnd = self.rounds[number]
+        key = (number, len(rnd.prevotes.votes) + len(rnd.prevotes.equivocations),
+               len(rnd.precommits.votes) + len(rnd.precommits.equivocations), self.finalized.hash)
+        view = self._views.get(key)
+        if view is None:
+            if len(self._views) > 64:
+                self._views.clear()
+            view = self._views[key] = compute_round_view(rnd, self.voters, self.finalized, self.chain)
+        return view
 
     def _previous_estimate(self, number: int) -> Header | None:
         """E_{r-1}: what our votes in round `number` must build on, or None while we do not

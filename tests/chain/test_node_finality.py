@@ -80,6 +80,30 @@ def test_node_restarted_validator_resumes_and_finalizes_on(tmp_path):
     node.close()
 
 
+
+def test_a_syncing_node_imports_blocks_then_their_justifications(tmp_path):
+    """The sync seam: a non-validator imports a validator's blocks, then their justifications
+    through Node.import_justification, and finalizes exactly what the validator did; a
+    justification for a block it lacks, or a second time, changes nothing."""
+    clock = Clock()
+    validator = open_node(tmp_path / "validator", clock)
+    author(validator, clock, 4)
+    follower = Node(NodeConfig(spec=dev_spec(), base_path=str(tmp_path / "follower"), rpc_enabled=False),
+                    clock=clock)
+    source = validator.store
+    last = source.require_header(source.hash_at(4))
+    with pytest.raises(JustificationError, match="unknown block"):
+        follower.import_justification(last.hash, source.get_justification(last.hash))
+    for number in (1, 2, 3, 4):
+        follower.import_block(source.get_block(source.hash_at(number)))
+    assert follower.store.finalized_header().number == 0  # blocks alone finalize nothing here
+    assert follower.import_justification(last.hash, source.get_justification(last.hash))
+    assert follower.store.finalized_hash == last.hash
+    assert not follower.import_justification(last.hash, source.get_justification(last.hash))
+    assert follower.store.get_justification(last.hash) == source.get_justification(last.hash)
+    validator.close()
+    follower.close()
+
 # --- equivocations seen by the node become reports in its pool, then slashes on chain ----------------
 
 def open_local_node(path, clock):
