@@ -184,6 +184,10 @@ class Node:
         self.finalized_head.publish(header)
 
     def _update_metrics(self) -> None:
+        if self.network is not None:
+            self.metrics.peers.set(len(self.network.peers))
+            self.metrics.gossip_received.set(self.network.gossip_received)
+            self.metrics.gossip_sent.set(self.network.gossip_sent)
         self.metrics.best.set(self.store.best_header().number)
         self.metrics.finalized.set(self.store.finalized_header().number)
         self.metrics.pool_size.set(len(self.pool))
