@@ -445,7 +445,7 @@ class FinalityGadget:
     def _finalize(self, header: Header, justification: bytes, now_ms: int) -> None:
         self.chain.finalize(header.hash, justification)
         self.finalized = header
-        log.info("finalized number=%d hash=0x%s round=%d", header.number, header.hash.hex()[:16], self.round)
+        log.debug("finalized number=%d hash=0x%s round=%d", header.number, header.hash.hex()[:16], self.round)
         if self.on_finalized is not None:
             self.on_finalized(header.hash)
         voters = self.chain.get_voter_set(header.hash)

@@ -148,7 +148,7 @@ def dev_spec(validators: int = 1, slot_ms: int = 1000) -> ChainSpec:
     params = asdict(ChainParameters(slot_duration_ms=slot_ms, era_length=600, min_validator_bond=1000 * UNIT))
     funded = [*DEV_NAMES, *names[len(DEV_NAMES):]]
     genesis = {
-        "specVersion": 1,
+        "specVersion": 2,
         "params": {k: str(v) for k, v in params.items()},
         "balances": [[dev_account(n).address, str(DEV_ENDOWMENT)] for n in funded],
         "sudo": dev_account("alice").address,

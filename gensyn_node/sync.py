@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from consensus.finality_messages import JustificationError
 from gensyn_node.block_import import BlockImportError
 from p2p.messages import MAX_BLOCKS_PER_REQUEST, SyncedBlock
 from p2p.network import Network, NetworkError
@@ -175,7 +176,12 @@ class ChainSync:
                     log.info("sync stopped peer=%s number=%d reason=%s", peer, block.header.number, exc.reason)
                     return
                 if justification is not None:
-                    self.node.import_justification(block.header.hash, justification)
+                    try:
+                        self.node.import_justification(block.header.hash, justification)
+                    except JustificationError as exc:
+                        self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: justification of "
+                                                                        f"#{block.header.number}: {exc}")
+                        return
                 self._imported += 1
                 window_count += 1
                 self.state.current_block = block.header.number

@@ -10,6 +10,8 @@ import trio
 from gensyn_node import __version__
 from gensyn_node.rpc.api import RpcApi
 from gensyn_node.rpc.errors import RpcError
+from gensyn_node.rpc.grandpa import register_grandpa_api
+from gensyn_node.rpc.mlcompute import register_mlcompute_api
 from gensyn_node.rpc.node import RpcNode
 from gensyn_node.rpc.shapes import decode_hex, encode_hex, header_json, runtime_version_json
 from gensyn_node.rpc.substrate import register_substrate_api
@@ -36,7 +38,6 @@ TOO_LOW_PRIORITY = 1014
 IMMEDIATELY_DROPPED = 1016
 SESSION_KEY_TYPE = "gsyn"
 
-
 def pool_error_to_rpc(exc: PoolError) -> RpcError:
     """Substrate's author RPC errors: 1010 with the reason for an invalid transaction."""
     if isinstance(exc, Invalid):
@@ -52,7 +53,6 @@ def pool_error_to_rpc(exc: PoolError) -> RpcError:
     if isinstance(exc, PoolFull):
         return RpcError(IMMEDIATELY_DROPPED, "Immediately Dropped", exc.reason)
     return RpcError(INVALID_TRANSACTION, "Invalid Transaction", exc.reason)
-
 
 class NodeRpc:
     """Handlers bound to one node."""
@@ -231,7 +231,6 @@ class NodeRpc:
             raise
         return _drain(receive, self.node, tx_hash)
 
-
     # --- keys (unsafe: they change the node) ----------------------------------------------------
 
     async def author_insertKey(self, key_type: str, suri: str, public: str) -> None:
@@ -263,7 +262,6 @@ class NodeRpc:
         key = self.node.config.session_key
         return key_type == SESSION_KEY_TYPE and key is not None and key.public == decode_hex(public, "public key", 32)
 
-
 async def _drain(receive: trio.MemoryReceiveChannel, node: RpcNode, tx_hash: bytes):  # type: ignore[no-untyped-def]
     try:
         async with receive:
@@ -271,7 +269,6 @@ async def _drain(receive: trio.MemoryReceiveChannel, node: RpcNode, tx_hash: byt
                 yield status
     finally:
         node.tx_status.unwatch(tx_hash)
-
 
 def build_api(node: RpcNode) -> RpcApi:
     rpc = NodeRpc(node)
@@ -295,4 +292,6 @@ def build_api(node: RpcNode) -> RpcApi:
     api.subscription("author_submitAndWatchExtrinsic", "author_unwatchExtrinsic", "author_extrinsicUpdate",
                      rpc.author_submitAndWatchExtrinsic)
     register_substrate_api(api, node)
+    register_grandpa_api(api, node)
+    register_mlcompute_api(api, node)
     return api

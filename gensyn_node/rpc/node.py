@@ -4,7 +4,7 @@ depends on the node's parts (store, pool, spec) and never on the service that wi
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
@@ -44,6 +44,12 @@ class KeyConfig(Protocol):
     def session_key(self) -> Keypair | None: ...
 
 
+class RoundStateSource(Protocol):
+    """The finality gadget, as `grandpa_roundState` reads it."""
+
+    def get_round_state(self) -> dict[str, Any]: ...
+
+
 class RpcNode(Protocol):
     """The node as its RPC methods see it."""
 
@@ -70,6 +76,9 @@ class RpcNode(Protocol):
 
     @property
     def tx_status(self) -> TxWatchers: ...
+
+    @property
+    def gadget(self) -> RoundStateSource: ...
 
     def best_state(self) -> tuple[Header, Trie]:
         """The best header and its state."""

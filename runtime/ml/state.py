@@ -78,7 +78,9 @@ def decode_state(data: bytes) -> TrainState:
         raise StateDecodeError(f"state body is {len(body)} bytes, expected {16 * n_params}")
     values = np.frombuffer(body, dtype="<i8")
     bound = 1 << MASTER_BOUND_BITS
-    if values.size and int(np.abs(values).max()) > bound:
+    # Verify that every value is within the master bound. Not with np.abs: on int64 it wraps
+    # at -2^63, so INT64_MIN would pass as a negative "magnitude".
+    if values.size and (int(values.max()) > bound or int(values.min()) < -bound):
         raise StateDecodeError("state holds a value outside the master bound")
     tensor = torch.from_numpy(values.astype(np.float64))
     return TrainState(model, step, tensor[:n_params].clone(), tensor[n_params:].clone())

@@ -37,7 +37,7 @@ def build_chain(accounts: int, blocks: int, per_block: int, seed: int):
     rng = random.Random(seed)
     keys = [keypair_from_seed(i.to_bytes(32, "little"), ED25519) for i in range(1, accounts + 1)]
     params = ChainParameters(max_block_weight=10**15)
-    genesis, _storage, nodes = build_genesis({"balances": [(k.public, 10**18) for k in keys], "params": params})
+    genesis, _storage, nodes = build_genesis({"balances": [(k.public, 10**18) for k in keys], "params": params, "spec_version": 1})
     store = dict(nodes)
     runtime = get_runtime(1)
     nonces = [0] * accounts

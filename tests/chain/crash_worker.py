@@ -21,7 +21,7 @@ KEYS = [keypair_from_seed(i.to_bytes(32, "little"), ED25519) for i in range(1, 4
 
 
 def genesis():
-    return build_genesis({"balances": [(k.public, 10**18) for k in KEYS]})
+    return build_genesis({"balances": [(k.public, 10**18) for k in KEYS], "spec_version": 1})
 
 
 def main(path: str) -> None:

@@ -33,7 +33,7 @@ RUNTIME = get_runtime(1)
 
 @pytest.fixture
 def chain():
-    header, _storage, nodes = build_genesis({"balances": [(k.public, 10**18) for k in KEYS]})
+    header, _storage, nodes = build_genesis({"balances": [(k.public, 10**18) for k in KEYS], "spec_version": 1})
     store = ChainStore(MemoryKV())
     store.initialize(header, nodes)
     return header, nodes, store
@@ -135,7 +135,7 @@ def test_import_block_rejects_bad_block_and_leaves_store_unchanged(chain, tamper
 
 def test_chain_store_refuses_another_chains_database(chain):
     _genesis, _nodes, store = chain
-    other, _s, other_nodes = build_genesis({"balances": [(KEYS[0].public, 10**17)]})
+    other, _s, other_nodes = build_genesis({"balances": [(KEYS[0].public, 10**17)], "spec_version": 1})
     with pytest.raises(GenesisMismatch):
         store.initialize(other, other_nodes)
 

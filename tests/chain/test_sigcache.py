@@ -74,7 +74,7 @@ def test_import_block_with_the_worker_imports_good_and_rejects_bad_blocks(tmp_pa
     from runtime.genesis import build_genesis
     from tests.chain.test_import import KEYS, build
 
-    genesis, _storage, nodes = build_genesis({"balances": [(k.public, 10**18) for k in KEYS]})
+    genesis, _storage, nodes = build_genesis({"balances": [(k.public, 10**18) for k in KEYS], "spec_version": 1})
     source = ChainStore(MemoryKV())
     source.initialize(genesis, nodes)
     good = build(source, genesis, genesis.hash, txs=3)

@@ -20,6 +20,7 @@ import pytest
 from gensyn_node.chain_spec import dev_spec
 from gensyn_node.keyring import dev_account
 from runtime.hashing import blake2_256
+from runtime.pallets.ml_compute.registry import MNIST_ROOT
 from runtime.version import get_runtime
 from tests.integration.nodeproc import NodeProcess
 
@@ -111,8 +112,16 @@ def test_polkadot_js_understands_every_type_and_composes_calls_as_we_encode_them
                                                                 "session_key": b"\x11" * 32}),
         "sudo": runtime.encode_call("Sudo", "sudo", {"call": ("Balances", ("force_transfer", {
             "source": ("Id", alice), "dest": ("Id", bob), "value": 5}))}),
+        "submitJob": get_runtime(2).encode_call("MlCompute", "submit_job", {
+            "model": 2, "dataset": MNIST_ROOT,
+            "hyper": {"lr_q16": 3277, "momentum_q16": 58982, "weight_decay_q16": 0, "batch_size": 64},
+            "steps": 100, "checkpoint_every": 10, "bounty": 5 * 10**12,
+            "verification": {"verifiers": 2, "segments": 3, "fee": 10**11}, "deadline": 20}),
+        "challenge": get_runtime(2).encode_call("MlCompute", "challenge", {
+            "job": 3, "segment": 1, "claimed_end_hash": b"\x01" * 32, "bond": 10**12}),
     }
     assert report["calls"] == {name: "0x" + encoded.hex() for name, encoded in ours.items()}
     assert report["accounts"] >= 6 and dev_account("alice").address in report["ledgerStashes"]
     assert report["bondingDuration"] == dev_spec().params.bonding_duration
+    assert report["architectures"] == ["cnn", "mlp"]
     assert report["metadataVersion"] >= 14

@@ -11,6 +11,7 @@ from substrateinterface import ExtrinsicReceipt, Keypair, KeypairType, Substrate
 from substrateinterface.exceptions import SubstrateRequestException
 
 from gensyn_node.chain_spec import UNIT, dev_spec
+from runtime.pallets.ml_compute.registry import MNIST_ROOT
 from tests.integration.nodeproc import NodeProcess
 
 DEV = dev_spec()
@@ -60,7 +61,7 @@ def parent_of(si: SubstrateInterface, block_hash: str) -> str:
 def test_si_connects_and_reads_the_chain(si):
     assert si.chain == "Development"
     assert si.properties == {"ss58Format": 42, "tokenDecimals": 12, "tokenSymbol": "GSYN"}
-    assert si.runtime_version == 1 and si.transaction_version == 1
+    assert si.runtime_version == 2 and si.transaction_version == 1
     assert si.get_constant("Balances", "ExistentialDeposit").value == DEV.params.existential_deposit
     assert si.get_metadata_call_function("Balances", "transfer_keep_alive") is not None
 
@@ -203,8 +204,50 @@ def _sudo(si: SubstrateInterface) -> None:
     assert ("Balances", "Transfer", {"from": EVE.ss58_address, "to": CHARLIE.ss58_address, "amount": 2 * UNIT}) in events
 
 
+def _offences(si: SubstrateInterface) -> None:
+    # Two different prevotes by alice's session key in one round: a report any account may send,
+    # which earns the reporter a share of the slash; a report of two equal votes fails by name.
+    from gensyn_node.keyring import dev_account
+    from runtime.finality_vote import compute_vote_payload
+
+    session = dev_account("alice", "Ed25519")
+    genesis = bytes.fromhex(si.get_block_hash(0)[2:])
+
+    def target(block: bytes) -> dict[str, Any]:
+        signature = session.sign(compute_vote_payload(genesis, 0, 7, 0, block, 3))
+        return {"target_hash": "0x" + block.hex(), "target_number": 3, "signature": "0x" + signature.hex()}
+
+    def proof(second: bytes) -> dict[str, Any]:
+        return {"equivocation": {"voter": "0x" + session.public.hex(), "set_id": 0, "round": 7, "step": 0,
+                                 "first": target(b"\x01" * 32), "second": target(second)}}
+
+    failed = submit(si, BOB, "Offences", "report_vote_equivocation", proof(b"\x01" * 32))
+    assert not failed.is_success and failed.error_message["name"] == "InvalidEquivocationProof"
+    receipt = submit(si, BOB, "Offences", "report_vote_equivocation", proof(b"\x02" * 32))
+    assert receipt.is_success, receipt.error_message
+    (event,) = [a for m, e, a in events_of(receipt) if (m, e) == ("Offences", "Equivocation")]
+    assert event["offender"] == ALICE.ss58_address and event["kind"] == 0 and event["reward"] > 0
+
+
+def _ml_compute(si: SubstrateInterface) -> None:
+    # A job composed from the metadata (structs, a hash, compacts), then read back from storage.
+    params = {"model": 2, "dataset": "0x" + MNIST_ROOT.hex(),
+              "hyper": {"lr_q16": 3277, "momentum_q16": 58982, "weight_decay_q16": 0, "batch_size": 64},
+              "steps": 100, "checkpoint_every": 10, "bounty": 5 * UNIT,
+              "verification": {"verifiers": 2, "segments": 3, "fee": UNIT // 10}, "deadline": 20}
+    receipt = submit(si, EVE, "MlCompute", "submit_job", params)
+    assert receipt.is_success, receipt.error_message
+    (submitted,) = [a for m, e, a in events_of(receipt) if (m, e) == ("MlCompute", "JobSubmitted")]
+    assert submitted["submitter"] == EVE.ss58_address and submitted["bounty"] == 5 * UNIT
+    job = si.query("MlCompute", "Jobs", [submitted["job"]], block_hash=receipt.block_hash).value
+    assert job["model"] == 2 and job["hyper"]["batch_size"] == 64 and job["status"] == "Pending"
+    failed = submit(si, EVE, "MlCompute", "submit_job", {**params, "model": 9})
+    assert failed.is_success is False and failed.error_message["name"] == "UnknownModel"
+
+
 PALLET_CASES = {"System": _remark, "Timestamp": _timestamp, "Balances": _balances,
-                "TransactionPayment": _transaction_payment, "Staking": _staking, "Sudo": _sudo}
+                "TransactionPayment": _transaction_payment, "Staking": _staking, "Sudo": _sudo,
+                "Offences": _offences, "MlCompute": _ml_compute}
 
 
 def test_si_every_pallet_has_a_client_case(si):

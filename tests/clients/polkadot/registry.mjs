@@ -9,6 +9,7 @@ import { ApiPromise, WsProvider } from '@polkadot/api';
 const TIMEOUT_MS = 60_000;
 const ALICE = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
 const BOB = '5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty';
+const MNIST_ROOT = '0x7f5ec93fd2d024cc57325cc8487d47992c5782cf3ec152a3e833f0d19b4ebff3';
 
 function fail (message) {
   console.log(JSON.stringify({ error: String(message) }));
@@ -38,8 +39,13 @@ async function main () {
     transfer: api.tx.balances.transferKeepAlive(BOB, 12345n),
     bond: api.tx.staking.bond(1000n, 'Staked'),
     validate: api.tx.staking.validate({ commission: 1000, blocked: false }, '0x' + '11'.repeat(32)),
-    sudo: api.tx.sudo.sudo(api.tx.balances.forceTransfer(ALICE, BOB, 5n))
+    sudo: api.tx.sudo.sudo(api.tx.balances.forceTransfer(ALICE, BOB, 5n)),
+    submitJob: api.tx.mlCompute.submitJob(2, MNIST_ROOT,
+      { lrQ16: 3277, momentumQ16: 58982, weightDecayQ16: 0, batchSize: 64 }, 100, 10, 5000000000000n,
+      { verifiers: 2, segments: 3, fee: 100000000000n }, 20),
+    challenge: api.tx.mlCompute.challenge(3, 1, '0x' + '01'.repeat(32), 1000000000000n)
   };
+  const architectures = await api.query.mlCompute.architectures.entries();
   const accounts = await api.query.system.account.entries();
   const ledgers = await api.query.staking.ledger.entries();
   console.log(JSON.stringify({
@@ -49,6 +55,7 @@ async function main () {
     accounts: accounts.length,
     ledgerStashes: ledgers.map(([, ledger]) => ledger.unwrap().stash.toString()),
     bondingDuration: api.consts.staking.bondingDuration.toNumber(),
+    architectures: architectures.map(([, arch]) => arch.unwrap().name.toUtf8()).sort(),
     metadataVersion: api.runtimeMetadata.version
   }));
   await api.disconnect();
