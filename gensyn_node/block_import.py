@@ -139,9 +139,13 @@ def _validate_chaining(store: ChainStore, header: Header) -> Header:
 
 def _check_seal(seal_check: SealCheck, header: Header, store: ChainStore, parent: Header | None = None,
                 parent_state: Trie | None = None) -> None:
-    parent = parent or store.require_header(header.parent_hash)
+    # `is None`, not `or`: a Trie's truth value would count every key in the state.
+    if parent is None:
+        parent = store.require_header(header.parent_hash)
+    if parent_state is None:
+        parent_state = store.state_at(header.parent_hash)
     try:
-        seal_check(header, parent, parent_state or store.state_at(header.parent_hash))
+        seal_check(header, parent, parent_state)
     except FutureSlot as exc:
         raise BlockImportError(f"block #{header.number}: {exc}", ImportErrorKind.FUTURE_SLOT) from None
     except InvalidBlock as exc:

@@ -28,6 +28,8 @@ class NodeMetrics:
         self.finalized = Gauge("gensyn_block_height_finalized", "Finalized block number", registry=r)
         self.pool_size = Gauge("gensyn_txpool_size", "Transactions in the pool", registry=r)
         self.peers = Gauge("gensyn_peers", "Connected peers", registry=r)
+        self.gossip_received = Gauge("gensyn_gossip_received", "Gossip messages received from peers", registry=r)
+        self.gossip_sent = Gauge("gensyn_gossip_sent", "Gossip messages this node published", registry=r)
         self.authored = Counter("gensyn_blocks_authored", "Blocks this node authored", registry=r)
         self.import_seconds = Histogram("gensyn_block_import_seconds", "Time to import a block", registry=r,
                                         buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))

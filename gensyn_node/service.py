@@ -47,7 +47,7 @@ from gensyn_node.sigcache import SignatureCache
 from gensyn_node.signing_record import KVSigningRecord
 from gensyn_node.txpool import Invalid, PoolError, TxPool
 from p2p.messages import MAX_BLOCKS_RESPONSE, BlocksRequest, Status, SyncedBlock
-from p2p.reputation import Verdict
+from p2p.reputation import Verdict as PeerVerdict
 from runtime.block import Block, Header
 from runtime.codec.errors import CodecError
 from runtime.executive import get_next_block_runtime, validate_transaction
@@ -114,11 +114,9 @@ class Node:
         self._best_state: tuple[bytes, Trie] | None = None
         self.started_at = clock()
         self.rpc_port: int | None = None
-        self.network: Any = None  # p2p's Network once started: publish_vote(data)
+        self.network: Any = None  # p2p.network.Network once `run` starts it
         self.sync: Any = None     # gensyn_node.sync.ChainSync, with the network
         self._import_lock = trio.Lock()
-        # The gadget publishes from synchronous code; a task drains this into gossip.
-        self._vote_send, self._vote_receive = trio.open_memory_channel(1024)
         self.slot_watch = SlotWatch()
         self.gadget = make_gadget(self.store, self.slot_ms, self._now_ms(), self._publish_vote, self._on_finalized,
                                   config.session_key if config.validator else None, self.signing_record,
@@ -211,21 +209,8 @@ class Node:
         self._update_metrics()
 
     def _publish_vote(self, data: bytes) -> None:
-        """The gadget's outbound message: queued for `_run_vote_gossip` (gossip is async)."""
-        try:
-            self._vote_send.send_nowait(data)
-        except trio.WouldBlock:
-            log.warning("finality gossip queue full; a vote is not propagated")
-
-    async def _run_vote_gossip(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        async for data in self._vote_receive:
-            if self.network is None:
-                continue
-            try:
-                await self.network.publish_vote(data)
-            except Exception:  # an edge: one failed publish must not stop finality gossip
-                log.exception("vote gossip failed")
+        if self.network is not None:
+            self.network.queue_vote(data)
 
     def _on_vote_equivocation(self, equivocation: Equivocation) -> None:
         self._submit_report("vote", lambda runtime: encode_vote_report(runtime, equivocation))
@@ -241,18 +226,12 @@ class Node:
             return
         log.warning("equivocation reported kind=%s tx=0x%s", kind, tx_hash.hex()[:16])
 
-    def check_gossip_vote(self, data: bytes, peer: Any = None) -> FinalityVerdict:
-        """A finality message from the network, through the gadget: its verdict (accept,
-        ignore, reject) with the reason."""
+    def on_gossip_vote(self, data: bytes, peer: Any = None) -> FinalityVerdict:
+        """A finality message from the network; the verdict (accept, ignore, reject) scores the peer."""
         verdict = self.gadget.on_message(data, self._now_ms())
         if verdict.kind == "reject":
             log.info("finality message rejected peer=%s reason=%s", peer, verdict.reason)
         return verdict
-
-    async def on_gossip_vote(self, data: bytes, peer: str) -> Verdict:
-        """The votes topic's handler: the gadget's verdict as the network's, to score the peer."""
-        kind = self.check_gossip_vote(data, peer).kind
-        return Verdict.REJECT if kind == "reject" else Verdict.ACCEPT if kind == "accept" else Verdict.IGNORE
 
     def import_justification(self, block_hash: bytes, data: bytes) -> bool:
         """A justification received with a block (sync): checked, then the block is final.
@@ -271,6 +250,10 @@ class Node:
             await trio.sleep(interval)
 
     def _update_metrics(self) -> None:
+        if self.network is not None:
+            self.metrics.peers.set(len(self.network.peers))
+            self.metrics.gossip_received.set(self.network.gossip_received)
+            self.metrics.gossip_sent.set(self.network.gossip_sent)
         self.metrics.best.set(self.store.best_header().number)
         self.metrics.finalized.set(self.store.finalized_header().number)
         self.metrics.pool_size.set(len(self.pool))
@@ -355,16 +338,16 @@ class Node:
 
         return self.store.kv.get(keys.checkpoint_key(blob_hash))
 
-    async def on_gossip_block(self, data: bytes, peer: str) -> Verdict:
+    async def on_gossip_block(self, data: bytes, peer: str) -> PeerVerdict:
         """A block announced by a peer: ignore what is known or not ours to judge yet (its
         parent unknown: sync fetches it), punish what is invalid."""
         try:
             block = Block.decode(data)
         except CodecError as exc:
             log.info("gossip block undecodable peer=%s reason=%s", peer, exc)
-            return Verdict.REJECT
+            return PeerVerdict.REJECT
         if self.store.has_block(block.header.hash):
-            return Verdict.IGNORE
+            return PeerVerdict.IGNORE
         try:
             result = await self.import_block_async(block)
         except BlockImportError as exc:
@@ -372,12 +355,12 @@ class Node:
                 self.sync.wake()
             log.info("gossip block refused number=%d peer=%s kind=%s reason=%s", block.header.number, peer,
                      exc.kind.value, exc.reason)
-            return Verdict.REJECT if exc.kind.is_punishable else Verdict.IGNORE
+            return PeerVerdict.REJECT if exc.kind.is_punishable else PeerVerdict.IGNORE
         log.info("imported number=%d hash=0x%s peer=%s status=%s ms=%.1f", result.number, result.block_hash.hex()[:16],
                  peer, result.status.value, result.seconds * 1000)
-        return Verdict.ACCEPT
+        return PeerVerdict.ACCEPT
 
-    async def on_gossip_transactions(self, batch: list[bytes], peer: str) -> Verdict:
+    async def on_gossip_transactions(self, batch: list[bytes], peer: str) -> PeerVerdict:
         """Transactions a peer relays: pooled like a client's (the gossip layer relays them on);
         one that no honest node would relay (a bad signature, undecodable) costs the peer."""
         best = self.store.best_header()
@@ -391,7 +374,11 @@ class Node:
             except PoolError:
                 pass  # known, banned a while, or the pool is full: not the peer's fault
         self.metrics.pool_size.set(len(self.pool))
-        return Verdict.REJECT if bad else Verdict.ACCEPT
+        return PeerVerdict.REJECT if bad else PeerVerdict.ACCEPT
+
+    async def on_vote_message(self, data: bytes, peer: str) -> PeerVerdict:
+        """A message of the votes topic, judged by the finality gadget (`on_gossip_vote`)."""
+        return PeerVerdict(self.on_gossip_vote(data, peer).kind)
 
     def _inform(self, line: str) -> None:
         if self.config.informant is not None:
@@ -415,7 +402,6 @@ class Node:
         network = Network(self._network_config(), self)
         self._inform(f"🏷  Local node identity is: {network.local_peer_id}")
         self.network = await nursery.start(network.run)
-        await nursery.start(self._run_vote_gossip)
         self.sync = ChainSync(self, self.network, self._inform)
         await nursery.start(self.sync.run)
 

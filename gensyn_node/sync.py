@@ -22,7 +22,7 @@ import trio
 
 from consensus.finality_messages import JustificationError
 from gensyn_node.block_import import BlockImportError
-from p2p.messages import MAX_BLOCKS_PER_REQUEST
+from p2p.messages import MAX_BLOCKS_PER_REQUEST, SyncedBlock
 from p2p.network import Network, NetworkError
 from p2p.reputation import PENALTY_BAD_RESPONSE
 from runtime.block import Block
@@ -46,6 +46,30 @@ class SyncState:
     is_syncing: bool = False
 
 
+class _Ahead:
+    """One blocks-by-range request running while the previous range imports."""
+
+    def __init__(self, nursery: trio.Nursery, network: Network, peer: str, start: int, count: int):
+        self.start = start
+        self._done = trio.Event()
+        self._result: list[SyncedBlock] | NetworkError = NetworkError("not answered")
+        nursery.start_soon(self._run, network, peer, start, count)
+
+    async def _run(self, network: Network, peer: str, start: int, count: int) -> None:
+        try:
+            self._result = await network.request_blocks(peer, start, count)
+        except NetworkError as exc:
+            self._result = exc
+        finally:
+            self._done.set()
+
+    async def get(self) -> list[SyncedBlock]:
+        await self._done.wait()
+        if isinstance(self._result, NetworkError):
+            raise self._result
+        return self._result
+
+
 class ChainSync:
     def __init__(self, node: Node, network: Network, progress: Callable[[str], None],
                  clock: Callable[[], float] = time.monotonic):
@@ -55,6 +79,7 @@ class ChainSync:
         self.clock = clock
         self.state = SyncState()
         self._wakeup = trio.Event()
+        self._imported = 0
 
     def wake(self) -> None:
         """Something (a block with an unknown parent) says a peer is ahead: look now."""
@@ -84,74 +109,88 @@ class ChainSync:
 
     async def sync_from(self, peer: str, target: int) -> int:
         """Import the peer's chain up to `target`; the number of blocks imported."""
-        store = self.node.store
-        best = store.best_header().number
+        best = self.node.store.best_header().number
         self.state = SyncState(best, best, target, True)
-        start = best + 1
-        step = 1
-        imported = 0
-        window_start, window_count, last_line = self.clock(), 0, 0.0
+        self._imported = 0
         try:
-            while start <= target:
-                try:
-                    response = await self.network.request_blocks(peer, start, min(MAX_BLOCKS_PER_REQUEST, target - start + 1))
-                except NetworkError as exc:
-                    log.info("sync request failed peer=%s start=%d error=%s", peer, start, exc)
-                    return imported
-                if not response:
-                    return imported
-                try:
-                    blocks = [(Block.decode(item.block), item.justification) for item in response]
-                except CodecError as exc:
-                    self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: undecodable block: {exc}")
-                    return imported
-                if not self._chains(blocks):
-                    self.network.report(peer, PENALTY_BAD_RESPONSE, "sync: blocks in a response do not chain")
-                    return imported
-                first = blocks[0][0].header
-                if first.number != start:
-                    self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: asked for #{start}, got #{first.number}")
-                    return imported
-                if not store.has_block(first.parent_hash):
-                    # The peer's chain forked off ours below `start`: step back towards finalized.
-                    floor = store.finalized_header().number + 1
-                    if start <= floor:
-                        self.network.report(peer, PENALTY_BAD_RESPONSE, "sync: the peer's chain does not contain "
-                                                                         "our finalized block")
-                        return imported
-                    start = max(floor, start - step)
-                    step *= 2
-                    continue
-                for block, justification in blocks:
-                    try:
-                        await self.node.import_block_async(block)
-                    except BlockImportError as exc:
-                        if exc.kind.is_punishable:
-                            self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: {exc.reason}")
-                        log.info("sync stopped peer=%s number=%d reason=%s", peer, block.header.number, exc.reason)
-                        return imported
-                    if justification is not None:
-                        try:
-                            self.node.import_justification(block.header.hash, justification)
-                        except JustificationError as exc:
-                            self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: justification: {exc.reason}")
-                            log.info("sync: justification refused peer=%s number=%d reason=%s", peer,
-                                     block.header.number, exc.reason)
-                            return imported
-                    imported += 1
-                    window_count += 1
-                    self.state.current_block = block.header.number
-                start = blocks[-1][0].header.number + 1
-                now = self.clock()
-                if now - last_line >= PROGRESS_EVERY_SECONDS:
-                    rate = window_count / max(now - window_start, 1e-6)
-                    self.progress(self._line(rate, target))
-                    window_start, window_count, last_line = now, 0, now
-            return imported
+            async with trio.open_nursery() as nursery:
+                await self._sync_ranges(nursery, peer, target)
+                nursery.cancel_scope.cancel()  # a request still ahead is not needed any more
         finally:
             self.state.is_syncing = False
-            if imported:
-                log.info("sync done peer=%s imported=%d best=%d", peer, imported, store.best_header().number)
+            if self._imported:
+                log.info("sync done peer=%s imported=%d best=%d", peer, self._imported,
+                         self.node.store.best_header().number)
+        return self._imported
+
+    async def _sync_ranges(self, nursery: trio.Nursery, peer: str, target: int) -> None:
+        store = self.node.store
+        start = store.best_header().number + 1
+        step = 1
+        window_start, window_count, last_line = self.clock(), 0, 0.0
+        ahead: _Ahead | None = None
+        while start <= target:
+            try:
+                if ahead is not None and ahead.start == start:
+                    response = await ahead.get()
+                else:
+                    response = await self.network.request_blocks(peer, start, min(MAX_BLOCKS_PER_REQUEST, target - start + 1))
+            except NetworkError as exc:
+                log.info("sync request failed peer=%s start=%d error=%s", peer, start, exc)
+                return
+            ahead = None
+            if not response:
+                return
+            try:
+                blocks = [(Block.decode(item.block), item.justification) for item in response]
+            except CodecError as exc:
+                self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: undecodable block: {exc}")
+                return
+            if not self._chains(blocks):
+                self.network.report(peer, PENALTY_BAD_RESPONSE, "sync: blocks in a response do not chain")
+                return
+            first = blocks[0][0].header
+            if first.number != start:
+                self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: asked for #{start}, got #{first.number}")
+                return
+            if not store.has_block(first.parent_hash):
+                # The peer's chain forked off ours below `start`: step back towards finalized.
+                floor = store.finalized_header().number + 1
+                if start <= floor:
+                    self.network.report(peer, PENALTY_BAD_RESPONSE,
+                                        "sync: the peer's chain does not contain our finalized block")
+                    return
+                start = max(floor, start - step)
+                step *= 2
+                continue
+            next_start = blocks[-1][0].header.number + 1
+            if next_start <= target:  # ask for the next range while this one imports
+                ahead = _Ahead(nursery, self.network, peer, next_start,
+                               min(MAX_BLOCKS_PER_REQUEST, target - next_start + 1))
+            for block, justification in blocks:
+                try:
+                    await self.node.import_block_async(block)
+                except BlockImportError as exc:
+                    if exc.kind.is_punishable:
+                        self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: {exc.reason}")
+                    log.info("sync stopped peer=%s number=%d reason=%s", peer, block.header.number, exc.reason)
+                    return
+                if justification is not None:
+                    try:
+                        self.node.import_justification(block.header.hash, justification)
+                    except JustificationError as exc:
+                        self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: justification of "
+                                                                        f"#{block.header.number}: {exc}")
+                        return
+                self._imported += 1
+                window_count += 1
+                self.state.current_block = block.header.number
+            start = next_start
+            now = self.clock()
+            if now - last_line >= PROGRESS_EVERY_SECONDS:
+                rate = window_count / max(now - window_start, 1e-6)
+                self.progress(self._line(rate, target))
+                window_start, window_count, last_line = now, 0, now
 
     def _line(self, rate: float, target: int) -> str:
         store = self.node.store

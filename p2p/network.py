@@ -90,7 +90,7 @@ class NetworkHandlers(Protocol):
     def get_blob(self, blob_hash: bytes) -> bytes | None: ...
     async def on_gossip_block(self, data: bytes, peer: str) -> Verdict: ...
     async def on_gossip_transactions(self, batch: list[bytes], peer: str) -> Verdict: ...
-    async def on_gossip_vote(self, data: bytes, peer: str) -> Verdict: ...
+    async def on_vote_message(self, data: bytes, peer: str) -> Verdict: ...
 
 
 @dataclass
@@ -178,6 +178,7 @@ class Network:
             if peer_id != self.local_peer_id:
                 self._dial[peer_id] = DialTarget(addr, bootnode=True)
         self._tx_send, self._tx_receive = trio.open_memory_channel[bytes](4096)
+        self._vote_send, self._vote_receive = trio.open_memory_channel[bytes](1024)
         self._host: Any = None
         self._pubsub: Any = None
         self._nursery: trio.Nursery | None = None
@@ -225,6 +226,7 @@ class Network:
                     self._nursery = nursery
                     await self._subscribe_all(nursery)
                     nursery.start_soon(self._batch_transactions)
+                    nursery.start_soon(self._send_votes)
                     nursery.start_soon(self._maintain)
                     log.info("network started peer_id=%s listen=%s", self.local_peer_id, self.listen_addrs)
                     task_status.started(self)
@@ -290,7 +292,7 @@ class Network:
 
     async def _on_vote(self, data: bytes, peer: str) -> Verdict:
         messages.validate_vote_message(data)
-        return await self.handlers.on_gossip_vote(data, peer)
+        return await self.handlers.on_vote_message(data, peer)
 
     async def _publish(self, topic: str, data: bytes) -> None:
         if self._pubsub is None:
@@ -309,6 +311,18 @@ class Network:
         `handlers.on_gossip_vote`."""
         messages.validate_vote_message(data)
         await self._publish(self.protocols.votes_topic, data)
+
+    def queue_vote(self, data: bytes) -> None:
+        """`publish_vote` for callers outside the event loop's tasks (the finality gadget)."""
+        try:
+            messages.validate_vote_message(data)
+            self._vote_send.send_nowait(data)
+        except (trio.WouldBlock, MessageError) as exc:
+            log.warning("finality message not gossiped reason=%s", exc or "queue full")
+
+    async def _send_votes(self) -> None:
+        async for data in self._vote_receive:
+            await self._publish(self.protocols.votes_topic, data)
 
     def queue_transaction(self, data: bytes) -> None:
         """Gossip a transaction this node accepted from a client, batched with others."""

@@ -59,7 +59,7 @@ def test_node_refuses_bad_votes_and_justifications_and_keeps_its_store(tmp_path)
     author(node, clock, 2)
     store = node.store
     before = sorted(store.kv.iterate(b""))
-    assert node.check_gossip_vote(b"\x01\x02garbage", peer="p").kind == "reject"
+    assert node.on_gossip_vote(b"\x01\x02garbage", peer="p").kind == "reject"
     tip = store.best_hash
     for data in (b"", b"\x93\x01\x02\x03", store.get_justification(store.hash_at(1))):
         with pytest.raises(JustificationError):
@@ -141,8 +141,8 @@ def test_node_reports_a_double_vote_and_the_offender_is_slashed(tmp_path):
     for target in (b"\x01" * 32, b"\x02" * 32):
         unsigned = Vote(0, node.gadget.round, PREVOTE, target, 3, bob.public, b"")
         votes.append(Vote(0, node.gadget.round, PREVOTE, target, 3, bob.public, bob.sign(unsigned.payload(genesis))))
-    assert node.check_gossip_vote(votes[0].encode()).kind == "accept"
-    assert node.check_gossip_vote(votes[1].encode()).reason == "equivocation"
+    assert node.on_gossip_vote(votes[0].encode()).kind == "accept"
+    assert node.on_gossip_vote(votes[1].encode()).reason == "equivocation"
     (report,) = node.pool.ready()
     before = bob_bond(node)
     author_until_included(node, clock, report.hash)

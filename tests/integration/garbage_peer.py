@@ -34,7 +34,7 @@ class Quiet:
     async def on_gossip_transactions(self, batch: list[bytes], peer: str) -> Verdict:
         return Verdict.IGNORE
 
-    async def on_gossip_vote(self, data: bytes, peer: str) -> Verdict:
+    async def on_vote_message(self, data: bytes, peer: str) -> Verdict:
         return Verdict.IGNORE
 
 

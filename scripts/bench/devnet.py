@@ -1,0 +1,290 @@
+"""Benchmark of a real multi-validator network on loopback (issue 8):
+
+- a devnet of N validator processes (1 s slots) for --seconds under a steady load of transfers:
+  blocks authored / slots elapsed, transfer submit-to-inclusion latency (median, p95), gossip
+  messages per second per node, and each node's CPU share;
+- finality lag: reported as null until the finality gadget (branch fin) is on main, since with
+  N > 1 equal validators nothing finalizes before it;
+- sync: a chain of --sync-blocks blocks is authored offline into one node's LevelDB; a fresh node
+  syncs it over libp2p, and the same blocks go through `import-blocks` locally: blocks/s of each
+  and their ratio (the baseline, in the same run).
+
+    .venv/bin/python scripts/bench/devnet.py [--validators 4] [--seconds 120] [--tps 5] [--sync-blocks 2000]
+
+Prints one JSON object per figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from gensyn_node.chain_spec import dev_spec, validator_names
+from gensyn_node.client import NodeClient
+from gensyn_node.keyring import DEV_NAMES, dev_account
+from runtime.hashing import blake2_256
+from tests.integration.nodeproc import free_port
+
+NODE = [sys.executable, "-m", "gensyn_node.cli"]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class Proc:
+    def __init__(self, base: Path, spec: Path, name: str, *extra: str, validator: bool = True):
+        self.name = name
+        self.rpc_port, self.p2p_port, self.metrics_port = free_port(), free_port(), free_port()
+        args = [*NODE, "run", "--chain", str(spec), "--base-path", str(base / name), "--name", name,
+                "--rpc-port", str(self.rpc_port), "--prometheus-port", str(self.metrics_port),
+                "--listen-addr", f"/ip4/127.0.0.1/tcp/{self.p2p_port}", "--rpc-rate-limit", "1000000", *extra]
+        if validator:
+            args += ["--validator", "--key", "//" + name.capitalize()]
+        self.log = open(base / f"{name}.log", "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.url = f"http://127.0.0.1:{self.rpc_port}"
+        self.peer_id = ""
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = Path(self.log.name).read_text()
+            if "gensyn-node: ready" in text:
+                for line in text.splitlines():
+                    if "Local node identity is: " in line:
+                        self.peer_id = line.rsplit(" ", 1)[-1]
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited:\n{text[-2000:]}")
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready")
+
+    @property
+    def multiaddr(self) -> str:
+        return f"/ip4/127.0.0.1/tcp/{self.p2p_port}/p2p/{self.peer_id}"
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def metric(self, name: str) -> float:
+        for line in httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return 0.0
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+def rpc(url: str, method: str, *params):  # type: ignore[no-untyped-def]
+    reply = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}, timeout=30)
+    return reply.json()["result"]
+
+
+def best(url: str) -> int:
+    return int(rpc(url, "chain_getHeader")["number"], 16)
+
+
+def wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.25)
+
+
+def slot_of(block_json: dict) -> int:  # type: ignore[type-arg]
+    from runtime.types import DigestItem
+
+    for log_hex in block_json["header"]["digest"]["logs"]:
+        kind, (engine, data) = DigestItem.decode(bytes.fromhex(log_hex[2:]))
+        if kind == "PreRuntime" and engine == b"gsyn":
+            return int.from_bytes(data[:8], "little")
+    raise ValueError("no slot")
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def load(nodes: list[Proc], tps: float, stop: threading.Event, submitted: dict[bytes, float]) -> None:
+    """Steady transfers from the dev accounts, round robin over the nodes, nonces tracked here."""
+    clients = [NodeClient(n.url) for n in nodes]
+    senders = [dev_account(name) for name in DEV_NAMES]
+    nonces = {s.public: clients[0].next_nonce(s) for s in senders}
+    dest = dev_account("validator99").public
+    call = clients[0].encode_call("Balances", "transfer_keep_alive", {"dest": ("Id", dest), "value": 10**12})
+    i = 0
+    next_at = time.monotonic()
+    while not stop.is_set():
+        sender = senders[i % len(senders)]
+        client = clients[i % len(clients)]
+        data = client.sign(sender, call, nonce=nonces[sender.public])
+        try:
+            client.rpc.call("author_submitExtrinsic", "0x" + data.hex())
+            submitted[blake2_256(data)] = time.time()
+            nonces[sender.public] += 1
+        except Exception:  # noqa: BLE001 - a refused transfer is counted as not submitted
+            nonces[sender.public] = client.next_nonce(sender)
+        i += 1
+        next_at += 1 / tps
+        time.sleep(max(0.0, next_at - time.monotonic()))
+    for c in clients:
+        c.close()
+
+
+def bench_devnet(validators: int, seconds: float, tps: float, work: Path) -> None:
+    spec = work / "spec.json"
+    spec.write_text(dev_spec(validators, slot_ms=1000).to_json())
+    names = validator_names(validators)
+    nodes = [Proc(work, spec, names[0])]
+    nodes[0].wait_ready()
+    nodes += [Proc(work, spec, name, "--bootnodes", nodes[0].multiaddr) for name in names[1:]]
+    try:
+        for node in nodes[1:]:
+            node.wait_ready()
+        wait(lambda: all(rpc(n.url, "system_health")["peers"] == validators - 1 for n in nodes), 120, "mesh")
+        wait(lambda: min(best(n.url) for n in nodes) >= 3, 120, "first blocks")
+        submitted: dict[bytes, float] = {}
+        stop = threading.Event()
+        loader = threading.Thread(target=load, args=(nodes, tps, stop, submitted))
+        start_best = best(nodes[0].url)
+        cpu0 = [n.cpu_seconds() for n in nodes]
+        gossip0 = [n.metric("gensyn_gossip_received") + n.metric("gensyn_gossip_sent") for n in nodes]
+        t0 = time.time()
+        loader.start()
+        time.sleep(seconds)
+        stop.set()
+        loader.join()
+        elapsed = time.time() - t0
+        cpu = [(n.cpu_seconds() - c) / elapsed for n, c in zip(nodes, cpu0, strict=True)]
+        gossip = [(n.metric("gensyn_gossip_received") + n.metric("gensyn_gossip_sent") - g) / elapsed
+                  for n, g in zip(nodes, gossip0, strict=True)]
+        time.sleep(3)  # the last transfers' blocks
+        end_best = best(nodes[0].url)
+        blocks, included = [], {}
+        for number in range(start_best + 1, end_best + 1):
+            block = rpc(nodes[0].url, "chain_getBlock", rpc(nodes[0].url, "chain_getBlockHash", number))["block"]
+            slot = slot_of(block)
+            blocks.append(slot)
+            for xt in block["extrinsics"]:
+                included[blake2_256(bytes.fromhex(xt[2:]))] = slot
+        window = [s for s in blocks if t0 <= s < t0 + elapsed]
+        slots = int(t0 + elapsed) - int(t0)
+        agree = len({rpc(n.url, "chain_getBlockHash", end_best - 2) for n in nodes}) == 1
+        latency = [included[h] + 0.0 - t for h, t in submitted.items() if h in included]
+        print(json.dumps({"figure": "slots_filled", "validators": validators, "value": round(len(window) / slots, 3),
+                          "blocks": len(window), "slots": slots, "target": 0.95, "all_nodes_agree": agree}))
+        print(json.dumps({"figure": "transfer_submit_to_inclusion_s", "validators": validators,
+                          "median": round(statistics.median(latency), 3) if latency else None,
+                          "p95": round(percentile(latency, 0.95) or 0, 3) if latency else None,
+                          "submitted": len(submitted), "included": len(latency), "tps_offered": tps,
+                          "measured_to": "the slot start of the including block"}))
+        print(json.dumps({"figure": "gossip_messages_per_s_per_node", "validators": validators,
+                          "values": [round(g, 2) for g in gossip], "limit": 50,
+                          "cpu_share": [round(c, 3) for c in cpu],
+                          "cpu_share_is": "CPU seconds of each node process / wall seconds (2-core machine)"}))
+        print(json.dumps({"figure": "finality_lag", "validators": validators, "median_s": None, "p95_s": None,
+                          "reason": "no finality gadget over the network on this branch yet (branch fin)"}))
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def author_offline(base: Path, spec_path: Path, count: int) -> None:
+    """`count` blocks of a one-validator chain authored in past slots straight into LevelDB."""
+    from gensyn_node.chain_spec import load_chain_spec
+    from gensyn_node.keyring import keypair_from_uri
+    from gensyn_node.service import Node, NodeConfig
+    from runtime.crypto import ED25519
+
+    spec = load_chain_spec(str(spec_path))
+    node = Node(NodeConfig(spec=spec, base_path=str(base), validator=True, network_enabled=False,
+                           session_key=keypair_from_uri("//Alice", ED25519)))
+    try:
+        first = int(time.time()) - count - 60
+        for slot in range(first, first + count):
+            node.try_author(slot)
+    finally:
+        node.close()
+
+
+def bench_sync(blocks: int, work: Path) -> None:
+    spec = work / "sync-spec.json"
+    spec.write_text(dev_spec(1, slot_ms=1000).to_json())
+    source_dir = work / "source"
+    author_offline(source_dir, spec, blocks)
+    exported = work / "blocks.bin"
+    subprocess.run([*NODE, "export-blocks", "--base-path", str(source_dir), "--chain", str(spec), str(exported)],
+                   cwd=ROOT, check=True, capture_output=True)
+    empty = work / "empty.bin"
+    empty.write_bytes(b"")
+
+    def timed_import(path: Path, target: Path) -> float:
+        started = time.perf_counter()
+        subprocess.run([*NODE, "import-blocks", "--base-path", str(target), "--chain", str(spec), str(path)],
+                       cwd=ROOT, check=True, capture_output=True)
+        return time.perf_counter() - started
+
+    startup = timed_import(empty, work / "import-empty")
+    import_s = timed_import(exported, work / "import-full") - startup
+    source = Proc(work, spec, "source", validator=False)
+    try:
+        source.wait_ready()
+        syncer = Proc(work, spec, "syncer", "--bootnodes", source.multiaddr, validator=False)
+        try:
+            syncer.wait_ready()
+            started = time.perf_counter()
+            wait(lambda: best(syncer.url) >= blocks, 1800, "sync")
+            sync_s = time.perf_counter() - started
+        finally:
+            syncer.stop()
+    finally:
+        source.stop()
+    print(json.dumps({"figure": "sync_blocks_per_s", "blocks": blocks, "value": round(blocks / sync_s, 1),
+                      "baseline": round(blocks / import_s, 1), "ratio": round(import_s / sync_s, 3), "target": 0.5,
+                      "baseline_is": "import-blocks of the same blocks from a file, same run, process start "
+                                     "subtracted", "blocks_are": "one timestamp inherent each (no transfers)"}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--validators", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=120)
+    parser.add_argument("--tps", type=float, default=5.0)
+    parser.add_argument("--sync-blocks", type=int, default=2000)
+    parser.add_argument("--skip-devnet", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-devnet-") as tmp:
+        work = Path(tmp)
+        if not args.skip_devnet:
+            (work / "devnet").mkdir()
+            bench_devnet(args.validators, args.seconds, args.tps, work / "devnet")
+        if args.sync_blocks:
+            (work / "sync").mkdir()
+            bench_sync(args.sync_blocks, work / "sync")
+
+
+if __name__ == "__main__":
+    main()
