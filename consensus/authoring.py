@@ -6,27 +6,21 @@ the block to `import_block` like any other."""
 from __future__ import annotations
 
 import logging
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from consensus.authorities import get_authorities, get_randomness
+from consensus.signing import DoubleSignRefused, Signer, SigningRecord
 from consensus.slots import get_slot_leader
-from gensyn_node.db import keys
-from gensyn_node.db.kv import KVStore
-from gensyn_node.keyring import Keypair
 from runtime.block import Block, Header
 from runtime.crypto import verify_signature
-from runtime.executive import BlockBuilder, ExecutedBlock, Verifier
+from runtime.executive import BlockBuilder, ExecutedBlock, SignatureChecker
 from runtime.transaction_validity import InvalidTransaction, TransactionValidityError
 from runtime.trie import Trie
 
 log = logging.getLogger(__name__)
-_U64 = struct.Struct(">Q")
 
-
-class DoubleSignRefused(Exception):
-    """This key already signed a block for this slot (or a later one)."""
+__all__ = ["AuthoredBlock", "DoubleSignRefused", "author_block", "find_slot_author"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,24 +30,15 @@ class AuthoredBlock:
     invalid: tuple[tuple[bytes, str], ...]  # (tx hash, reason) found invalid while building
 
 
-def is_slot_leader(state: Trie, slot: int, session_key: bytes) -> bytes | None:
+def find_slot_author(state: Trie, slot: int, session_key: bytes) -> bytes | None:
     """The author account if `session_key` leads `slot` at `state`, else None."""
     leader = get_slot_leader(get_authorities(state), get_randomness(state), slot)
     return leader.account if leader is not None and leader.session_key == session_key else None
 
 
-def record_signing(kv: KVStore, session_key: bytes, slot: int) -> None:
-    """Persist (synced) that `session_key` signs `slot`, refusing any slot not above the last."""
-    key = keys.signing_state_key(session_key)
-    last = kv.get(key)
-    if last is not None and _U64.unpack(last[:8])[0] >= slot:
-        raise DoubleSignRefused(f"already signed slot {_U64.unpack(last[:8])[0]}, refusing slot {slot}")
-    kv.write({key: _U64.pack(slot)})
-
-
-def author_block(state: Trie, parent: Header, slot: int, slot_ms: int, author: bytes, key: Keypair,
-                 kv: KVStore, candidates: Iterable[tuple[bytes, bytes]], max_extrinsics: int = 5000,
-                 verify: Verifier = verify_signature) -> AuthoredBlock:
+def author_block(state: Trie, parent: Header, slot: int, slot_ms: int, author: bytes, key: Signer,
+                 record: SigningRecord, candidates: Iterable[tuple[bytes, bytes]], max_extrinsics: int = 5000,
+                 verify: SignatureChecker = verify_signature) -> AuthoredBlock:
     """Build and seal the block of `slot` on `parent` from `candidates` ((hash, bytes), best first)."""
     builder = BlockBuilder(state, parent, slot, author, slot * slot_ms, verify)
     invalid: list[tuple[bytes, str]] = []
@@ -72,7 +57,7 @@ def author_block(state: Trie, parent: Header, slot: int, slot_ms: int, author: b
         except TransactionValidityError as exc:
             invalid.append((tx_hash, str(exc)))
     block, executed = builder.build()
-    record_signing(kv, key.public, slot)
+    record.record_slot(key.public, slot)
     seal = key.sign(block.header.hash)
     sealed = Block(block.header.with_seal(seal), block.extrinsics)
     log.debug("authored number=%d slot=%d extrinsics=%d", block.header.number, slot, len(block.extrinsics))

@@ -3,8 +3,9 @@ together with the randomness that draws slot leaders."""
 
 from __future__ import annotations
 
+from consensus.finality_messages import VoterSet
 from consensus.slots import Authority
-from runtime.pallets.staking import get_active_validators
+from runtime.pallets.staking import get_active_validators, get_validator_set_id
 from runtime.pallets.system import storage as system
 from runtime.storage import OverlayState
 from runtime.trie import Trie
@@ -13,6 +14,16 @@ from runtime.trie import Trie
 def get_authorities(state: Trie | OverlayState) -> list[Authority]:
     overlay = state if isinstance(state, OverlayState) else OverlayState(state.get, state.iter_prefix)
     return [Authority(account, key, stake) for account, key, stake in get_active_validators(overlay)]
+
+
+def get_voter_set(state: Trie | OverlayState) -> VoterSet:
+    """The finality voters a state elects: the active set's session keys and stakes, with the
+    set's id. A key listed twice (never, by the staking pallet's checks) counts once."""
+    voters: dict[bytes, int] = {}
+    for authority in get_authorities(state):
+        if authority.stake > 0:
+            voters.setdefault(authority.session_key, authority.stake)
+    return VoterSet(get_validator_set_id(state), tuple(voters.items()))
 
 
 def get_randomness(state: Trie | OverlayState) -> bytes:

@@ -5,8 +5,9 @@ Checks, in order: not already known; parent known; number follows the parent's; 
 below the finalized block; the consensus check (seal, slot leader) when one is given; then the
 runtime re-executes the block against the parent's state and compares the roots (skipped only
 for a block this node just built, whose execution result it already holds). The block, its
-state and the best pointer then go to disk in one atomic batch. Fork choice: the longest chain
-that contains the last finalized block; on a tie the block seen first stays best.
+state and the best pointer then go to disk in one atomic batch. Fork choice
+(`consensus.fork_choice`): the longest chain that contains the last finalized block; on a tie
+the block seen first stays best.
 """
 
 from __future__ import annotations
@@ -17,10 +18,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from consensus.fork_choice import is_better, is_descendant
 from gensyn_node.chain_db import ChainStore
 from runtime.block import Block, Header
 from runtime.crypto import verify_signature
-from runtime.executive import ExecutedBlock, InvalidBlock, Verifier, execute_block, get_signature_checks
+from runtime.executive import (
+    ExecutedBlock,
+    InvalidBlock,
+    SignatureChecker,
+    execute_block,
+    get_signature_checks,
+)
 from runtime.trie import Trie
 
 log = logging.getLogger(__name__)
@@ -54,7 +62,7 @@ class ImportResult:
 
 
 def import_block(store: ChainStore, block: Block, *, seal_check: SealCheck | None = None,
-                 executed: ExecutedBlock | None = None, verify: Verifier = verify_signature) -> ImportResult:
+                 executed: ExecutedBlock | None = None, verify: SignatureChecker = verify_signature) -> ImportResult:
     """Verify and commit `block`; raise BlockImportError with the reason if it is invalid."""
     started = time.perf_counter()
     header = block.header
@@ -70,7 +78,7 @@ def import_block(store: ChainStore, block: Block, *, seal_check: SealCheck | Non
         raise BlockImportError(f"block number {header.number} does not follow parent #{parent.number}")
     finalized = store.finalized_header()
     # Verify that the block does not fork off below the finalized block.
-    if header.number <= finalized.number or not _descends_from(store, parent, finalized):
+    if header.number <= finalized.number or not is_descendant(store, parent, finalized):
         raise BlockImportError("block is not a descendant of the finalized block")
     parent_state = store.state_at(header.parent_hash)
     try:
@@ -81,7 +89,7 @@ def import_block(store: ChainStore, block: Block, *, seal_check: SealCheck | Non
     except InvalidBlock as exc:
         raise BlockImportError(f"invalid block #{header.number}: {exc}") from None
     best = store.best_header()
-    make_best = header.number > best.number
+    make_best = is_better(header, best)
     reorg = make_best and header.parent_hash != best.hash
     store.commit_block(block, executed, make_best)
     seconds = time.perf_counter() - started
@@ -91,8 +99,8 @@ def import_block(store: ChainStore, block: Block, *, seal_check: SealCheck | Non
     return ImportResult(status, block_hash, header.number, reorg, seconds)
 
 
-def _execute(parent_state: Trie, block: Block, verify: Verifier) -> ExecutedBlock:
-    """Execute the block; a verifier that can check signatures ahead (the node's memo with its
+def _execute(parent_state: Trie, block: Block, verify: SignatureChecker) -> ExecutedBlock:
+    """Execute the block; a signature checker that can run its checks ahead (the node's memo with its
     worker) gets the block's checks first and runs them beside the execution."""
     prefetch = getattr(verify, "prefetch", None)
     if prefetch is None:
@@ -103,13 +111,3 @@ def _execute(parent_state: Trie, block: Block, verify: Verifier) -> ExecutedBloc
     finally:
         verify.settle()  # type: ignore[attr-defined]
 
-
-def _descends_from(store: ChainStore, header: Header, ancestor: Header) -> bool:
-    if store.hash_at(header.number) == header.hash:
-        return True  # on the canonical chain, which always contains the finalized block
-    while header.number > ancestor.number:
-        parent = store.get_header(header.parent_hash)
-        if parent is None:
-            return False
-        header = parent
-    return header.hash == ancestor.hash

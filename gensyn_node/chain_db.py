@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+from consensus.fork_choice import ForkChoiceError, is_descendant, select_best, validate_finalizable
 from gensyn_node.db import keys
 from gensyn_node.db.kv import KVStore, open_kv
 from gensyn_node.db.trie_store import open_state, trie_node_puts
@@ -23,6 +24,7 @@ from runtime.trie import NodeCache, Trie
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 8 * 1024 * 1024
+MAX_LEAVES = 1024  # forks above the finalized block; pruned on finalization
 
 
 class ChainStoreError(Exception):
@@ -31,6 +33,10 @@ class ChainStoreError(Exception):
 
 class GenesisMismatch(ChainStoreError):
     """The database was created for another chain spec."""
+
+
+class FinalityRevertError(ChainStoreError, ForkChoiceError):
+    """Finalizing this block would revert a finalized block (or it is unknown)."""
 
 
 class ChainStore:
@@ -65,6 +71,7 @@ class ChainStore:
         puts[keys.META_GENESIS] = genesis_hash
         puts[keys.META_BEST] = genesis_hash
         puts[keys.META_FINALIZED] = genesis_hash
+        puts[keys.META_LEAVES] = canonical.encode([genesis_hash])
         self.kv.write(puts)
         log.info("genesis written hash=0x%s", genesis_hash.hex())
 
@@ -143,7 +150,19 @@ class ChainStore:
         return self.kv.get(keys.number_key(number))
 
     def get_justification(self, block_hash: bytes) -> bytes | None:
+        if len(block_hash) != keys.HASH_LEN:
+            return None
         return self.kv.get(keys.justification_key(block_hash))
+
+    def leaf_hashes(self) -> list[bytes]:
+        """Blocks without children (the heads of every fork), in the order they were seen."""
+        raw = self.kv.get(keys.META_LEAVES)
+        if raw is None:  # a database from before leaves were tracked
+            return [self.best_hash]
+        leaves = canonical.decode(raw, max_bytes=64 * MAX_LEAVES)
+        if not isinstance(leaves, list) or not all(isinstance(x, bytes) for x in leaves):
+            raise ChainStoreError("stored leaves are not a list of hashes")
+        return leaves
 
     def state_at(self, block_hash: bytes) -> Trie:
         return open_state(self.kv, self.require_header(block_hash).state_root, self.cache)
@@ -168,6 +187,8 @@ class ChainStore:
         puts[keys.header_key(block_hash)] = header.encode()
         puts[keys.body_key(block_hash)] = canonical.encode(list(block.extrinsics))
         deletes: list[bytes] = []
+        leaves = [h for h in self.leaf_hashes() if h != header.parent_hash] + [block_hash]
+        puts[keys.META_LEAVES] = canonical.encode(leaves[-MAX_LEAVES:])
         if make_best:
             puts.update(self._reindex(header, block_hash))
             old_best = self.best_header()
@@ -188,8 +209,30 @@ class ChainStore:
             number -= 1
         return puts
 
-    def set_finalized(self, block_hash: bytes, justification: bytes | None = None) -> None:
-        puts = {keys.META_FINALIZED: block_hash}
+    def set_finalized(self, block_hash: bytes, justification: bytes | None = None) -> bool:
+        """Finalize `block_hash` (and so all its ancestors) with its justification, in one batch.
+        The block must descend from the finalized block; if it is not on the best chain, the
+        longest chain that contains it becomes best. Forks that no longer contain the finalized
+        block are forgotten as leaves. Returns whether the best block changed."""
+        header = self.get_header(block_hash)
+        if header is None:
+            raise FinalityRevertError(f"cannot finalize unknown block 0x{block_hash.hex()}")
+        finalized = self.finalized_header()
+        validate_finalizable(self, header, finalized)
+        puts: dict[bytes, bytes] = {keys.META_FINALIZED: block_hash}
+        deletes: list[bytes] = []
         if justification is not None:
             puts[keys.justification_key(block_hash)] = justification
-        self.kv.write(puts)
+        leaves = [leaf for h in self.leaf_hashes() if (leaf := self.get_header(h)) is not None]
+        kept = [leaf for leaf in leaves if is_descendant(self, leaf, header)]
+        best = self.best_header()
+        new_best = best if is_descendant(self, best, header) else select_best(self, kept, header)
+        if new_best.hash != best.hash:
+            puts.update(self._reindex(new_best, new_best.hash))
+            deletes.extend(keys.number_key(n) for n in range(new_best.number + 1, best.number + 1))
+            puts[keys.META_BEST] = new_best.hash
+        puts[keys.META_LEAVES] = canonical.encode([leaf.hash for leaf in kept] or [block_hash])
+        self.kv.write(puts, deletes)
+        if new_best.hash != best.hash:
+            log.info("finalized block is off the best chain: best=#%d 0x%s", new_best.number, new_best.hash.hex()[:16])
+        return new_best.hash != best.hash

@@ -4,7 +4,13 @@ signals readiness with `task_status.started()`.
 
 Data path: `submit_extrinsic` (RPC) → pool (validated against the best state) → the slot's
 author builds, seals and imports the block through `import_block` → pool pruned and
-revalidated → subscribers notified (new heads, extrinsic watchers) → finality.
+revalidated → subscribers notified (new heads, extrinsic watchers) → finality: the gadget
+(`consensus.finality`, wired in `gensyn_node.finality`) votes, finalizes, and the node
+notifies finalized-head subscribers and transaction watchers.
+
+The network's seam: inbound finality messages go to `on_gossip_vote(data, peer)` (its verdict
+scores the peer), outbound ones to `network.publish_vote(data)`, and a justification received
+by sync to `import_justification(block_hash, data)`.
 """
 
 from __future__ import annotations
@@ -14,25 +20,30 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import trio
 
-from consensus.authoring import DoubleSignRefused, author_block, is_slot_leader
-from consensus.authorities import get_authorities
+from consensus.authoring import DoubleSignRefused, author_block, find_slot_author
+from consensus.finality import Equivocation, Verdict
 from consensus.slots import compute_slot
 from consensus.verification import make_seal_check
 from gensyn_node.block_import import BlockImportError, ImportResult, import_block
 from gensyn_node.chain_db import ChainStore
 from gensyn_node.chain_spec import ChainSpec
+from gensyn_node.equivocation import SlotWatch, encode_block_report, encode_vote_report
+from gensyn_node.finality import make_gadget
 from gensyn_node.keyring import Keypair
 from gensyn_node.metrics import NodeMetrics
-from gensyn_node.rpc.server import RpcConfig
+from gensyn_node.rpc.limits import ConnectionStats
+from gensyn_node.rpc.methods import build_api
+from gensyn_node.rpc.server import RpcConfig, serve_rpc
 from gensyn_node.sigcache import SignatureCache
-from gensyn_node.txpool import TxPool
+from gensyn_node.signing_record import KVSigningRecord
+from gensyn_node.txpool import PoolError, TxPool
 from runtime.block import Block, Header
-from runtime.codec import canonical
-from runtime.executive import validate_transaction
+from runtime.executive import get_next_block_runtime, validate_transaction
 from runtime.hashing import blake2_256
 from runtime.storage import OverlayState
 from runtime.transaction_validity import ValidTransaction
@@ -72,8 +83,11 @@ class Node:
             self.store.close()
             raise
         self.verify = SignatureCache()
+        self.signing_record = KVSigningRecord(self.store.kv)
         self.pool = TxPool(self._validate_for_pool, blake2_256, max_count=config.pool_max_count, clock=clock)
         self.metrics = NodeMetrics()
+        self.rpc_connections = ConnectionStats()
+        self.metrics.watch_rpc_connections(self.rpc_connections)
         self.seal_check = make_seal_check(self.slot_ms, lambda: int(self.clock() * 1000))
         self.new_head = Broadcast()
         self.finalized_head = Broadcast()
@@ -82,7 +96,15 @@ class Node:
         self._best_state: tuple[bytes, Trie] | None = None
         self.started_at = clock()
         self.rpc_port: int | None = None
+        self.network: Any = None  # p2p's Network once started: publish_vote(data)
+        self.slot_watch = SlotWatch()
+        self.gadget = make_gadget(self.store, self.slot_ms, self._now_ms(), self._publish_vote, self._on_finalized,
+                                  config.session_key if config.validator else None, self.signing_record,
+                                  self._on_vote_equivocation)
         self._update_metrics()
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
 
     # --- state access ------------------------------------------------------------------------
 
@@ -116,6 +138,11 @@ class Node:
                                   verify=self.verify)
         if result.status.value == "best":
             self._on_new_best(block, previous_best, result)
+        if result.status.value != "known":
+            earlier = self.slot_watch.on_header(block.header)
+            if earlier is not None:
+                self._submit_report("block", lambda runtime: encode_block_report(runtime, earlier, block.header))
+            self.gadget.on_block(self._now_ms())
         return result
 
     def _on_new_best(self, block: Block, previous_best: bytes, result: ImportResult) -> None:
@@ -126,7 +153,6 @@ class Node:
         self.pool.on_block_imported(included, header.hash, header.number)
         self.tx_status.on_block(header.hash, included)
         self.new_head.publish(header)
-        self._finalize_if_sole_authority(header)
         self._update_metrics()
 
     def _retracted(self, old_best: bytes, new_best: Header) -> list[bytes]:
@@ -137,23 +163,58 @@ class Node:
             old = self.store.get_header(old.parent_hash)
         return retracted
 
-    def _finalize_if_sole_authority(self, header: Header) -> None:
-        """With our key holding more than 2/3 of the authorities' stake our own precommit is a
-        supermajority: finalize at once, with that precommit as the justification. (With
-        several validators the finality gadget over the network decides; see DESIGN §6.)"""
-        key = self.config.session_key
-        if key is None:
-            return
-        authorities = get_authorities(self.store.state_at(header.hash))
-        total = sum(a.stake for a in authorities)
-        ours = sum(a.stake for a in authorities if a.session_key == key.public)
-        if total == 0 or 3 * ours <= 2 * total:
-            return
-        message = b"gsyn-precommit" + header.hash + header.number.to_bytes(4, "little")
-        justification = canonical.encode([[key.public, key.sign(message)]])
-        self.store.set_finalized(header.hash, justification)
+    # --- finality ----------------------------------------------------------------------------
+
+    def _on_finalized(self, header: Header, best_changed: bool) -> None:
+        """The gadget finalized `header` (stored with its justification)."""
         self.tx_status.on_finalized(header.hash, self.store)
         self.finalized_head.publish(header)
+        if best_changed:
+            best = self.store.best_header()
+            log.warning("best chain moved to the finalized fork best=#%d", best.number)
+            self.new_head.publish(best)
+        self._update_metrics()
+
+    def _publish_vote(self, data: bytes) -> None:
+        if self.network is not None:
+            self.network.publish_vote(data)
+
+    def _on_vote_equivocation(self, equivocation: Equivocation) -> None:
+        self._submit_report("vote", lambda runtime: encode_vote_report(runtime, equivocation))
+
+    def _submit_report(self, kind: str, encode: Callable[[Any], bytes]) -> None:
+        """Put an equivocation report in our pool (and so, through gossip, in everyone's)."""
+        _best, state = self.best_state()
+        data = encode(get_next_block_runtime(OverlayState(state.get, state.iter_prefix)))
+        try:
+            tx_hash = self.submit_extrinsic(data)
+        except PoolError as exc:  # already reported, already pooled: nothing more to do
+            log.info("equivocation report not pooled kind=%s reason=%s", kind, exc)
+            return
+        log.warning("equivocation reported kind=%s tx=0x%s", kind, tx_hash.hex()[:16])
+
+    def on_gossip_vote(self, data: bytes, peer: Any = None) -> Verdict:
+        """A finality message from the network; the verdict (accept, ignore, reject) scores the peer."""
+        verdict = self.gadget.on_message(data, self._now_ms())
+        if verdict.kind == "reject":
+            log.info("finality message rejected peer=%s reason=%s", peer, verdict.reason)
+        return verdict
+
+    def import_justification(self, block_hash: bytes, data: bytes) -> bool:
+        """A justification received with a block (sync): checked, then the block is final.
+        Raises consensus.finality_messages.JustificationError with the reason."""
+        return self.gadget.import_justification(block_hash, data, self._now_ms())
+
+    async def run_finality(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The gadget's clock: timeouts and resending votes."""
+        task_status.started()
+        interval = max(0.05, self.slot_ms / 4000)
+        while True:
+            try:
+                self.gadget.on_tick(self._now_ms())
+            except Exception:  # an edge: a bug in one tick must not stop finality for good
+                log.exception("finality tick failed")
+            await trio.sleep(interval)
 
     def _update_metrics(self) -> None:
         self.metrics.best.set(self.store.best_header().number)
@@ -165,6 +226,8 @@ class Node:
     def set_session_key(self, key: Keypair) -> None:
         """Sign with `key` from the next slot (author_insertKey / author_rotateKeys)."""
         self.config.session_key = key
+        if self.config.validator:
+            self.gadget.signer = key
         log.info("session key set public=0x%s", key.public.hex())
 
     def try_author(self, slot: int) -> ImportResult | None:
@@ -174,12 +237,12 @@ class Node:
         parent, state = self.best_state()
         if parent.number > 0 and parent.slot_and_author()[0] >= slot:
             return None
-        author = is_slot_leader(state, slot, key.public)
+        author = find_slot_author(state, slot, key.public)
         if author is None:
             return None
         candidates = ((tx.hash, tx.data) for tx in self.pool.ready())
         try:
-            authored = author_block(state, parent, slot, self.slot_ms, author, key, self.store.kv, candidates,
+            authored = author_block(state, parent, slot, self.slot_ms, author, key, self.signing_record, candidates,
                                     self.config.max_block_extrinsics, self.verify)
         except DoubleSignRefused as exc:
             log.warning("authoring skipped slot=%d reason=%s", slot, exc)
@@ -209,16 +272,15 @@ class Node:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED) -> None:
-        from gensyn_node.rpc.server import serve_rpc
-        from gensyn_node.rpc_methods import build_api
-
         try:
             async with trio.open_nursery() as nursery:
                 if self.config.rpc_enabled:
                     api = build_api(self)
-                    self.rpc_port = await nursery.start(serve_rpc, api, self.config.rpc)
+                    self.rpc_port = await nursery.start(
+                        partial(serve_rpc, api, self.config.rpc, stats=self.rpc_connections))
                 if self.config.prometheus_port is not None:
                     self.metrics.serve(self.config.prometheus_port)
+                await nursery.start(self.run_finality)
                 if self.config.validator:
                     await nursery.start(self.run_authoring)
                 log.info("node started name=%s chain=%s best=%d rpc_port=%s", self.config.name, self.spec.id,

@@ -9,7 +9,7 @@ ed25519 signature of the pre-seal header hash) is added last and is excluded fro
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from runtime.codec import canonical
 from runtime.codec.errors import CodecError
@@ -29,6 +29,9 @@ class Header:
     state_root: bytes
     extrinsics_root: bytes
     digest: tuple[tuple[str, bytes, bytes], ...] = ()  # (kind, engine id, data)
+    # The hash, computed once: fork choice and finality ask for it again and again. Not an init
+    # field, so `replace` (a changed header) never carries the old hash.
+    _hash: bytes | None = field(default=None, init=False, compare=False, repr=False)
 
     def encode(self) -> bytes:
         logs = [(kind, (engine, data)) for kind, engine, data in self.digest]
@@ -52,7 +55,11 @@ class Header:
 
     @property
     def hash(self) -> bytes:
-        return blake2_256(self.encode())
+        cached = self._hash
+        if cached is None:
+            cached = blake2_256(self.encode())
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
     def pre_seal(self) -> Header:
         """The header without its seal: what the seal signs (by its hash)."""

@@ -24,7 +24,7 @@ from runtime.codec.scale import encode_compact
 from runtime.context import PHASE_FINALIZATION, BlockContext, phase_apply_extrinsic
 from runtime.crypto import verify_signature
 
-Verifier = Callable[[str, bytes, bytes, bytes], bool]
+SignatureChecker = Callable[[str, bytes, bytes, bytes], bool]
 from runtime.extrinsic import Extrinsic, decode_extrinsic, signing_payload
 from runtime.frame import NONE, DispatchError, signed
 from runtime.hashing import blake2_256
@@ -151,7 +151,7 @@ def _check_signed(runtime: Runtime, ctx: BlockContext, xt: Extrinsic) -> tuple[i
 
 
 def validate_transaction(state: OverlayState, best: Header, raw: bytes,
-                         verify: Verifier = verify_signature) -> tuple[ValidTransaction, Extrinsic]:
+                         verify: SignatureChecker = verify_signature) -> tuple[ValidTransaction, Extrinsic]:
     """Check a transaction against the state after `best` (for the pool); raises
     InvalidTransaction with a reason. Nothing is written to `state`."""
     runtime = get_next_block_runtime(state)
@@ -159,12 +159,12 @@ def validate_transaction(state: OverlayState, best: Header, raw: bytes,
         xt = decode_extrinsic(raw, runtime)
     except CodecError as exc:
         raise InvalidTransaction("Call", f"could not decode: {exc}") from None
-    if not xt.is_signed:
-        raise InvalidTransaction("Call", "unsigned transactions are accepted only as a block's inherents")
-    if (runtime.pallets_by_index[xt.call[0]].name, xt.call[1]) in INHERENT_CALLS:
-        raise InvalidTransaction("Call", "inherents may not be signed")
     ctx = BlockContext(state, get_params(state), best.number + 1, best.hash)
     ctx.verify = verify
+    if not xt.is_signed:
+        return _validate_unsigned(runtime, ctx, xt), xt
+    if (runtime.pallets_by_index[xt.call[0]].name, xt.call[1]) in INHERENT_CALLS:
+        raise InvalidTransaction("Call", "inherents may not be signed")
     weight, fee, _call = _check_signed(runtime, ctx, xt)
     account = get_account(state, xt.signer)  # type: ignore[arg-type]
     if xt.nonce < account.nonce:
@@ -175,6 +175,29 @@ def validate_transaction(state: OverlayState, best: Header, raw: bytes,
     requires = (signer + _U32.pack(xt.nonce - 1),) if xt.nonce > account.nonce else ()
     longevity = max(1, min(era_death(xt.era, ctx.block_number), 2**64 - 1) - ctx.block_number)
     return ValidTransaction(compute_priority(fee, xt.tip, weight, xt.length), requires, provides, longevity), xt
+
+
+UNSIGNED_LONGEVITY = 64
+
+
+def _validate_unsigned(runtime: Runtime, ctx: BlockContext, xt: Extrinsic) -> ValidTransaction:
+    """An unsigned transaction is valid if its call may come unsigned and dispatching it on the
+    best state succeeds (the dispatch is rolled back: nothing is written)."""
+    call = runtime.get_call(xt.call)
+    # Verify that the call may come unsigned.
+    if not call.unsigned:
+        raise InvalidTransaction("Call", "unsigned transactions are accepted only as a block's inherents or reports")
+    weight = call.get_weight(xt.call[2])
+    if weight > ctx.params.max_block_weight or xt.length > ctx.params.max_block_length:
+        raise InvalidTransaction("ExhaustsResources", "the transaction does not fit in a block")
+    ctx.start_layer()
+    try:
+        runtime.dispatch(ctx, NONE, xt.call)
+    except DispatchError as exc:
+        raise InvalidTransaction("Call", f"the call fails: {exc}") from None
+    finally:
+        ctx.rollback_layer()
+    return ValidTransaction(2**63 - 1, (), (blake2_256(xt.call_bytes),), UNSIGNED_LONGEVITY)
 
 
 def apply_extrinsic(runtime: Runtime, ctx: BlockContext, xt: Extrinsic, index: int) -> ApplyOutcome:
@@ -188,9 +211,16 @@ def apply_extrinsic(runtime: Runtime, ctx: BlockContext, xt: Extrinsic, index: i
     ctx.length_used += xt.length
     pallet_name = runtime.pallets_by_index[xt.call[0]].name
     if not xt.is_signed:
+        call = runtime.get_call(xt.call)
+        if call.unsigned:
+            weight = call.get_weight(xt.call[2])
+            # Verify that the report fits in the block's weight.
+            if ctx.weight_used + weight > ctx.params.max_block_weight:
+                raise InvalidTransaction("ExhaustsResources", "the transaction does not fit in the block")
+            return _dispatch(runtime, ctx, xt, NONE, weight)
         if (pallet_name, xt.call[1]) not in INHERENT_CALLS or index != 0:
             raise InvalidTransaction("Call", "only Timestamp.set may be unsigned, as the block's first extrinsic")
-        return _dispatch(runtime, ctx, xt, NONE, runtime.get_call(xt.call).get_weight(xt.call[2]))
+        return _dispatch(runtime, ctx, xt, NONE, call.get_weight(xt.call[2]))
     if (pallet_name, xt.call[1]) in INHERENT_CALLS:
         raise InvalidTransaction("Call", "inherents may not be signed")
     weight, fee, _call = _check_signed(runtime, ctx, xt)
@@ -255,7 +285,7 @@ class ExecutedBlock:
     outcomes: tuple[ApplyOutcome, ...]
 
 
-def execute_block(trie: Trie, block: Block, verify: Verifier = verify_signature) -> ExecutedBlock:
+def execute_block(trie: Trie, block: Block, verify: SignatureChecker = verify_signature) -> ExecutedBlock:
     """Re-execute `block` on the state `trie` (its parent's) and verify its roots; raises
     InvalidBlock with the reason. Nothing is written anywhere: the caller commits the result."""
     header = block.header
@@ -313,7 +343,7 @@ class BlockBuilder:
     one; a transaction that turns out invalid is rolled back and reported, not included."""
 
     def __init__(self, trie: Trie, parent: Header, slot: int, author: bytes, timestamp_ms: int,
-                 verify: Verifier = verify_signature):
+                 verify: SignatureChecker = verify_signature):
         self.trie = trie
         self.state = OverlayState(trie.get, trie.iter_prefix)
         self.header = Header(parent.hash, parent.number + 1, bytes(32), bytes(32), (pre_runtime_digest(slot, author),))

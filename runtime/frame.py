@@ -159,6 +159,9 @@ class Call:
     docs: str = ""
     pays_fee: bool = True
     dispatch_class: str = "Normal"
+    # May come unsigned from anyone (a report with its own proof): the pool and the block check
+    # it by dispatching it, and a block holding one that fails is invalid.
+    unsigned: bool = False
 
     def get_weight(self, args: dict[str, Any]) -> int:
         return self.weight(**args) if callable(self.weight) else self.weight

@@ -16,7 +16,16 @@ from runtime.codec.errors import CodecError
 from runtime.codec.scale import H256, Enum, Lazy, Struct, Variant, Vec
 from runtime.context import BlockContext
 from runtime.frame import Call, Pallet
-from runtime.pallets import balances, ml_compute, staking, sudo, system, timestamp, transaction_payment
+from runtime.pallets import (
+    balances,
+    ml_compute,
+    offences,
+    staking,
+    sudo,
+    system,
+    timestamp,
+    transaction_payment,
+)
 from runtime.pallets.system import storage as system_storage
 from runtime.pallets.system.calls import KNOWN_SPEC_VERSIONS
 from runtime.types import Phase, RuntimeVersion
@@ -114,6 +123,7 @@ class Runtime:
 
 _BASE_PALLETS: list[Pallet | PalletFactory] = [
     system.PALLET, timestamp.PALLET, balances.PALLET, transaction_payment.PALLET, staking.PALLET, sudo.make_pallet,
+    offences.PALLET,
 ]
 
 RUNTIMES: dict[int, Runtime] = {

@@ -21,3 +21,16 @@ def test_mypy_is_clean_on_runtime_and_consensus():
     run = subprocess.run([sys.executable, "-m", "mypy", "runtime", "consensus"], cwd=ROOT,
                          capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_consensus_does_not_import_the_node():
+    """DESIGN §6: consensus/ is logic over the runtime; the node injects keys, records and clock."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "consensus").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("gensyn_node", "p2p")]
+    assert offenders == []

@@ -34,6 +34,7 @@ META = b"meta:"
 META_BEST = META + b"best"
 META_FINALIZED = META + b"finalized"
 META_GENESIS = META + b"genesis"
+META_LEAVES = META + b"leaves"  # canonical list of the hashes of blocks without children, in order seen
 
 # Every table's prefix; none may be a prefix of another (tests hold this).
 ALL_PREFIXES = {

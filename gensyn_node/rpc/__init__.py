@@ -1,6 +1,8 @@
-"""JSON-RPC 2.0 for the node: HTTP and WebSocket on one port (server.py), the method registry
-(api.py), and a small client (client.py). Chain logic registers its methods on an RpcApi;
-nothing here knows about blocks.
+"""The node's whole RPC edge. The transport, which knows nothing about blocks: JSON-RPC 2.0 over
+HTTP and WebSocket on one port (server.py), the method registry (api.py), a small client
+(client.py). The node's methods with Substrate's names and shapes (methods.py, substrate.py,
+shapes.py), written against the `RpcNode` protocol (node.py) that `service.Node` satisfies, so
+this package never imports the service. `build_api(node)` in methods.py registers them all.
 
     api = RpcApi(on_call=lambda method, seconds: RPC_SECONDS.labels(method).observe(seconds))
     api.method("system_health", get_health)                        # async def get_health() -> dict

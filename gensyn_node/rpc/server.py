@@ -1,14 +1,22 @@
 """The JSON-RPC server: HTTP POST and WebSocket on one port, inside the caller's trio nursery.
 
 Data path: our own listening socket (bound without SO_REUSEPORT, so a busy port is an error,
-not a silent second listener) -> the accept gate (connection limit, HTTP 503 beyond it, the
-per-connection state in limits.py) -> hypercorn's trio connection handler (HTTP/1.1 and
-WebSocket parsing, keep-alive) -> the raw ASGI app below -> dispatch.py.
+not a silent second listener) -> the accept gate (connection limit and per-address cap, HTTP
+503 beyond them, the per-connection state in limits.py) -> hypercorn's trio connection handler
+(HTTP/1.1 and WebSocket parsing, keep-alive), with our timeouts -> the raw ASGI app below ->
+dispatch.py.
 
 We drive hypercorn's `TCPServer` ourselves instead of `hypercorn.trio.serve`, because `serve`
 binds its own SO_REUSEPORT sockets and gives no hook where a connection opens and closes, which
-the connection limit and the per-connection rate limit need. The ASGI app is a plain function
+the connection limits and the per-connection rate limit need. The ASGI app is a plain function
 rather than Starlette: one endpoint, and no middleware on a path measured in microseconds.
+
+A connection holds its slot from accept until its socket closes, whoever closes it:
+- the peer: the slot is free at once (hypercorn alone would hold it until its keep-alive timer);
+- the server, when no complete first request came within `handshake_timeout_s` (slowloris, an
+  idle flood), when an HTTP keep-alive connection idled for `keep_alive_timeout_s`, or for only
+  `low_slots_idle_s` while slots run low. A WebSocket is never idle in this sense: it stays open,
+  and its subscriptions live, until the client or the server's shutdown closes it.
 """
 
 from __future__ import annotations
@@ -30,7 +38,16 @@ from gensyn_node.rpc import errors as E
 from gensyn_node.rpc.api import RpcApi
 from gensyn_node.rpc.dispatch import Dispatcher, encode_error
 from gensyn_node.rpc.errors import RpcPortBusy
-from gensyn_node.rpc.limits import ConnectionRegistry
+from gensyn_node.rpc.limits import (
+    CLOSED_BODY,
+    CLOSED_HANDSHAKE,
+    CLOSED_KEEP_ALIVE,
+    CLOSED_LOW_SLOTS,
+    REFUSED_PER_IP,
+    ConnectionRegistry,
+    ConnectionState,
+    ConnectionStats,
+)
 from gensyn_node.rpc.websocket import ASGIReceive, ASGISend, WsSession
 
 log = logging.getLogger(__name__)
@@ -53,7 +70,9 @@ class RpcConfig:
     `rpc_methods_mode`: "safe" refuses methods registered `unsafe=True` (Substrate's -32601
     "RPC call is unsafe to be called externally"), "unsafe" allows them, "auto" allows them only
     while bound to a loopback address. Rate limit: `rate_limit_per_second` calls per connection,
-    `rate_limit_burst` saved up (defaults to the rate); None switches it off.
+    `rate_limit_burst` saved up (defaults to the rate); None switches it off. Connections: at
+    most `max_connections` open, `max_connections_per_ip` of them from one address (see
+    limits.py for loopback); the timeouts are described in the module docstring.
     """
 
     host: str = "127.0.0.1"
@@ -61,6 +80,7 @@ class RpcConfig:
     external: bool = False
     max_request_bytes: int = 10 * 1024 * 1024
     max_connections: int = 100
+    max_connections_per_ip: int = 16
     max_subscriptions_per_connection: int = 1024
     rate_limit_per_second: float | None = 10_000.0
     rate_limit_burst: float | None = None
@@ -69,6 +89,8 @@ class RpcConfig:
     rpc_methods_mode: str = "safe"
     keep_alive_timeout_s: float = 15.0
     request_body_timeout_s: float = 30.0
+    handshake_timeout_s: float = 5.0
+    low_slots_idle_s: float = 1.0
     backlog: int = 128
 
     def __post_init__(self) -> None:
@@ -77,12 +99,13 @@ class RpcConfig:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port out of range: {self.port}")
         for name in (
-            "max_request_bytes", "max_connections", "max_subscriptions_per_connection",
+            "max_request_bytes", "max_connections", "max_connections_per_ip", "max_subscriptions_per_connection",
             "max_batch_len", "max_in_flight_per_connection", "backlog",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if self.keep_alive_timeout_s <= 0 or self.request_body_timeout_s <= 0:
+        if min(self.keep_alive_timeout_s, self.request_body_timeout_s, self.handshake_timeout_s,
+               self.low_slots_idle_s) <= 0:
             raise ValueError("timeouts must be positive")
         if self.rate_limit_per_second is not None and self.rate_limit_per_second <= 0:
             raise ValueError("rate_limit_per_second must be positive or None")
@@ -151,13 +174,53 @@ async def _send_http(send: ASGISend, status: int, body: bytes, headers: list[tup
     await send({"type": "http.response.body", "body": body})
 
 
+class _Connection(TCPServer):
+    """hypercorn's handler of one connection, with the slot released when the peer closes and
+    with our idle timeouts (see the module docstring)."""
+
+    def __init__(self, server: RpcServer, state: ConnectionState, stream: trio.SocketStream) -> None:
+        super().__init__(server._asgi, server._hypercorn, server._context, {}, stream)  # type: ignore[arg-type]
+        self.rpc = server
+        self.conn = state
+
+    async def _read_data(self) -> None:
+        await super()._read_data()
+        # The peer is gone: stop the idle timer, which would otherwise hold the connection's
+        # task group, and so its slot, open until it fired.
+        await self.idle_task.stop()
+
+    async def _idle_timeout(self) -> None:
+        """Runs while the connection has no request in progress (hypercorn starts it at accept
+        and after each response, and stops it when a request head arrives); closes the
+        connection when its allowance is spent."""
+        config = self.rpc.config
+        registry = self.rpc.registry
+        idle_since = trio.current_time()
+        if self.conn.requests == 0:
+            deadline, reason = self.conn.opened_at + config.handshake_timeout_s, CLOSED_HANDSHAKE
+        else:
+            deadline, reason = idle_since + config.keep_alive_timeout_s, CLOSED_KEEP_ALIVE
+        with trio.move_on_at(deadline) as timer:
+            await registry.wait_slots_low()
+        if not timer.cancelled_caught and idle_since + config.low_slots_idle_s < deadline:
+            reason = CLOSED_LOW_SLOTS
+            await trio.sleep_until(idle_since + config.low_slots_idle_s)
+        else:
+            await trio.sleep_until(deadline)
+        registry.on_closed_by_server(reason)
+        log.debug("rpc connection closed by server reason=%s client=%s", reason, self.conn.client)
+        with trio.CancelScope(shield=True):
+            await self._initiate_server_close()
+
+
 class RpcServer:
     """The ASGI app and the accept gate of one serve_rpc call."""
 
-    def __init__(self, api: RpcApi, config: RpcConfig) -> None:
+    def __init__(self, api: RpcApi, config: RpcConfig, stats: ConnectionStats | None = None) -> None:
         self.config = config
         self.registry = ConnectionRegistry(
-            config.max_connections, config.rate_limit_per_second, config.rate_limit_burst
+            config.max_connections, config.rate_limit_per_second, config.rate_limit_burst,
+            config.max_connections_per_ip, stats,
         )
         self.dispatcher = Dispatcher(api, allow_unsafe=config.allows_unsafe, max_batch_len=config.max_batch_len)
         self._hypercorn = _hypercorn_config(config)
@@ -170,25 +233,29 @@ class RpcServer:
         ).encode()
         self._timeout_reply = encode_error(
             None, E.INVALID_REQUEST, E.INVALID_REQUEST_MSG,
-            f"request body not received within {config.request_body_timeout_s} s",
+            f"request not received in time (the first within {config.handshake_timeout_s} s of connecting, "
+            f"a body within {config.request_body_timeout_s} s)",
         ).encode()
 
     async def handle_connection(self, stream: trio.SocketStream) -> None:
-        """The accept gate: count the connection, or refuse it with 503 when full."""
+        """The accept gate: count the connection, or refuse it with 503 when the server is full
+        or the client's address holds its share."""
         try:
             sock = stream.socket
             client = parse_socket_addr(sock.family, sock.getpeername())
         except OSError:
             await stream.aclose()
             return
-        if self.registry.is_full():
-            await self._refuse(stream)
+        refusal = self.registry.refusal(client)
+        if refusal is not None:
+            log.debug("rpc connection refused reason=%s client=%s open=%d", refusal, client, len(self.registry))
+            await self._refuse(stream, refusal)
             return
         _enable_keepalive(stream)
-        self.registry.open(client)
+        state = self.registry.open(client)
         self._streams.add(stream)
         try:
-            await TCPServer(self._asgi, self._hypercorn, self._context, {}, stream).run()
+            await _Connection(self, state, stream).run()
         except Exception:  # the edge: one connection must not end the server
             log.warning("rpc connection failed client=%s", client, exc_info=True)
         finally:
@@ -204,13 +271,14 @@ class RpcServer:
             for stream in list(self._streams):
                 stream.socket.close()
 
-    async def _refuse(self, stream: trio.SocketStream) -> None:
+    async def _refuse(self, stream: trio.SocketStream, reason: str) -> None:
         if self._refusing >= self.config.max_connections:  # a flood: do not even answer
             await stream.aclose()
             return
         self._refusing += 1
         try:
-            body = encode_error(None, E.SERVER_IS_BUSY, E.SERVER_IS_BUSY_MSG, "Too many connections").encode()
+            detail = "Too many connections from this address" if reason == REFUSED_PER_IP else "Too many connections"
+            body = encode_error(None, E.SERVER_IS_BUSY, E.SERVER_IS_BUSY_MSG, detail).encode()
             head = (
                 b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
                 b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n"
@@ -245,23 +313,34 @@ class RpcServer:
             await _lifespan(receive, send)
 
     async def _http(self, scope: dict[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
+        state = self.registry.get(scope.get("client"))
         if scope["method"] != "POST":
+            state.requests += 1
             body = encode_error(None, E.INVALID_REQUEST, E.INVALID_REQUEST_MSG, "use POST").encode()
             await _send_http(send, 405, body, _JSON_HEADERS + [(b"allow", b"POST")])
             return
-        payload = await self._read_body(scope, receive)
+        payload = await self._read_body(scope, receive, state)
         if isinstance(payload, int):
+            if payload == 408:
+                reason = CLOSED_HANDSHAKE if state.requests == 0 else CLOSED_BODY
+                self.registry.on_closed_by_server(reason)
+                log.debug("rpc connection closed by server reason=%s client=%s", reason, state.client)
             if payload:
                 reply = self._oversize_reply if payload == 413 else self._timeout_reply
                 await _send_http(send, payload, reply, _CLOSE_HEADERS)
             return
-        reply, _ = await self.dispatcher.handle(payload, self.registry.get(scope.get("client")), None)
+        state.requests += 1
+        reply, _ = await self.dispatcher.handle(payload, state, None)
         await _send_http(send, 200, b"" if reply is None else reply.encode(), _JSON_HEADERS)
 
-    async def _read_body(self, scope: dict[str, Any], receive: ASGIReceive) -> bytes | int:
+    async def _read_body(self, scope: dict[str, Any], receive: ASGIReceive, state: ConnectionState) -> bytes | int:
         """The request body, or the status to refuse it with (413 too big, 408 too slow: a
-        client trickling a body would otherwise hold a connection slot forever), or 0 when
-        the client went away."""
+        client trickling a body would otherwise hold a connection slot forever; the first
+        request must be complete within the handshake timeout of the accept), or 0 when the
+        client went away."""
+        deadline = trio.current_time() + self.config.request_body_timeout_s
+        if state.requests == 0:
+            deadline = min(deadline, state.opened_at + self.config.handshake_timeout_s)
         limit = self.config.max_request_bytes
         for name, value in scope["headers"]:
             if name == b"content-length":
@@ -270,7 +349,7 @@ class RpcServer:
                 break
         parts: list[bytes] = []
         size = 0
-        with trio.move_on_after(self.config.request_body_timeout_s):
+        with trio.move_on_at(deadline):
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
@@ -289,10 +368,12 @@ class RpcServer:
         if message["type"] != "websocket.connect":
             return
         await send({"type": "websocket.accept"})
+        state = self.registry.get(scope.get("client"))
+        state.requests += 1
         config = self.config
         session = WsSession(
             self.dispatcher,
-            self.registry.get(scope.get("client")),
+            state,
             send,
             max_request_bytes=config.max_request_bytes,
             max_subscriptions=config.max_subscriptions_per_connection,
@@ -315,10 +396,12 @@ async def _lifespan(receive: ASGIReceive, send: ASGISend) -> None:
 
 
 async def serve_rpc(
-    api: RpcApi, config: RpcConfig, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+    api: RpcApi, config: RpcConfig, *, stats: ConnectionStats | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve `api` until cancelled; `task_status.started(port)` once listening (the real port
-    when `config.port` is 0). Raises RpcPortBusy, before starting, if the port is taken."""
+    when `config.port` is 0). Raises RpcPortBusy, before starting, if the port is taken.
+    `stats`, when given, is kept up to date with the connections (the node's metrics read it)."""
     host = config.bind_host
     sock = bind_rpc_socket(host, config.port, config.backlog)
     try:
@@ -327,10 +410,10 @@ async def serve_rpc(
         sock.close()
         raise
     port = sock.getsockname()[1]
-    server = RpcServer(api, config)
+    server = RpcServer(api, config, stats)
     log.info(
-        "rpc listening host=%s port=%d unsafe=%s max_connections=%d",
-        host, port, config.allows_unsafe, config.max_connections,
+        "rpc listening host=%s port=%d unsafe=%s max_connections=%d max_connections_per_ip=%d",
+        host, port, config.allows_unsafe, config.max_connections, config.max_connections_per_ip,
     )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(server.abort_connections_on_cancel)

@@ -220,9 +220,34 @@ def _ml_compute(si: SubstrateInterface) -> None:
     assert failed.is_success is False and failed.error_message["name"] == "UnknownModel"
 
 
+def _offences(si: SubstrateInterface) -> None:
+    # Two different prevotes by alice's session key in one round: a report any account may send,
+    # which earns the reporter a share of the slash; a report of two equal votes fails by name.
+    from gensyn_node.keyring import dev_account
+    from runtime.finality_vote import compute_vote_payload
+
+    session = dev_account("alice", "Ed25519")
+    genesis = bytes.fromhex(si.get_block_hash(0)[2:])
+
+    def target(block: bytes) -> dict[str, Any]:
+        signature = session.sign(compute_vote_payload(genesis, 0, 7, 0, block, 3))
+        return {"target_hash": "0x" + block.hex(), "target_number": 3, "signature": "0x" + signature.hex()}
+
+    def proof(second: bytes) -> dict[str, Any]:
+        return {"equivocation": {"voter": "0x" + session.public.hex(), "set_id": 0, "round": 7, "step": 0,
+                                 "first": target(b"\x01" * 32), "second": target(second)}}
+
+    failed = submit(si, BOB, "Offences", "report_vote_equivocation", proof(b"\x01" * 32))
+    assert not failed.is_success and failed.error_message["name"] == "InvalidEquivocationProof"
+    receipt = submit(si, BOB, "Offences", "report_vote_equivocation", proof(b"\x02" * 32))
+    assert receipt.is_success, receipt.error_message
+    (event,) = [a for m, e, a in events_of(receipt) if (m, e) == ("Offences", "Equivocation")]
+    assert event["offender"] == ALICE.ss58_address and event["kind"] == 0 and event["reward"] > 0
+
+
 PALLET_CASES = {"System": _remark, "Timestamp": _timestamp, "Balances": _balances,
                 "TransactionPayment": _transaction_payment, "Staking": _staking, "Sudo": _sudo,
-                "MlCompute": _ml_compute}
+                "Offences": _offences, "MlCompute": _ml_compute}
 
 
 def test_si_every_pallet_has_a_client_case(si):

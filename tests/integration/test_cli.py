@@ -52,3 +52,9 @@ def test_cli_purge_chain_removes_the_database_only_when_confirmed(tmp_path):
 def test_cli_unknown_flag_is_an_operator_error():
     run = cli("run", "--no-such-flag")
     assert run.returncode == 2 and "unrecognized arguments" in run.stderr
+
+
+def test_cli_rpc_limit_below_one_is_an_operator_error():
+    run = cli("run", "--dev", "--rpc-max-connections-per-ip", "0")
+    assert run.returncode == 2 and "max_connections_per_ip must be at least 1" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -212,3 +212,27 @@ def test_node_corrupt_database_gets_clear_error(node):
                           "--no-prometheus"], check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2
     assert "corrupt" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_node_dev_chain_finalizes_through_the_gadget(node):
+    """With one validator holding all the stake the gadget finalizes alone: the finalized head
+    follows the best, its justification is served, grandpa_roundState has Substrate's shape."""
+    from consensus.finality_messages import decode_justification
+
+    client = NodeClient(node.url)
+
+    def finalized_number():
+        return int(client.rpc.call("chain_getHeader", client.rpc.call("chain_getFinalizedHead"))["number"], 16)
+
+    wait_until(lambda: finalized_number() >= 3)
+    finalized = client.rpc.call("chain_getFinalizedHead")
+    justification = decode_justification(bytes.fromhex(client.rpc.call("grandpa_justification", finalized)[2:]))
+    assert justification.target_hash.hex() == finalized[2:]
+    assert [v.voter for v in justification.precommits] == [dev_account("alice", "Ed25519").public]
+    state = client.rpc.call("grandpa_roundState")
+    assert state["setId"] == 0 and state["best"]["round"] >= 3
+    assert set(state["best"]) == {"round", "totalWeight", "thresholdWeight", "prevotes", "precommits"}
+    assert set(state["best"]["prevotes"]) == {"currentWeight", "missing"}
+    assert state["best"]["thresholdWeight"] == state["best"]["totalWeight"] * 2 // 3 + 1
+    assert client.rpc.call("grandpa_justification", "0x" + "00" * 32) is None
+    client.close()

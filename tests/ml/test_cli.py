@@ -7,7 +7,7 @@ import json
 import pytest
 
 from gensyn_node.cli import main
-from gensyn_node.ml.cli import HASHES_FILE, REPORT_FILE, checkpoint_path
+from gensyn_node.cli.ml import HASHES_FILE, REPORT_FILE, checkpoint_path
 from runtime.hashing import blake2_256
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import trio
 
 from gensyn_node.rpc import RpcApi, RpcConfig, RpcError, serve_rpc
+from gensyn_node.rpc.limits import ConnectionStats
 
 TEST_TIMEOUT_S = 15
 
@@ -125,12 +127,14 @@ async def start_server(nursery: trio.Nursery, config: RpcConfig | None = None) -
 
 
 @asynccontextmanager
-async def running_server(config: RpcConfig | None = None) -> AsyncIterator[Running]:
-    """serve_rpc in a nursery on a free port; cancelled when the block ends."""
+async def running_server(config: RpcConfig | None = None, stats: ConnectionStats | None = None,
+                         ) -> AsyncIterator[Running]:
+    """serve_rpc in a nursery on a free port; cancelled when the block ends. `stats`, when
+    given, follows the server's connections."""
     probe = Probe()
     config = config or RpcConfig(port=0)
     async with trio.open_nursery() as nursery:
-        port = await nursery.start(serve_rpc, make_api(probe), config)
+        port = await nursery.start(partial(serve_rpc, make_api(probe), config, stats=stats))
         yield Running(port, probe)
         nursery.cancel_scope.cancel()
 

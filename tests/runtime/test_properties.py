@@ -1,6 +1,7 @@
 """Properties of the balances state machine over random sequences of transfers (hypothesis):
 total issuance stays exactly the sum of all balances, no account lingers below the existential
-deposit, and re-executing every block on a fresh store reproduces its state root."""
+deposit, and re-executing every block on a fresh store reproduces its state root; slashing for
+equivocations keeps issuance exact too."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from runtime.block import Block, Header, compute_extrinsics_root
 from runtime.codec.scale import H256, Struct, Vec
 from runtime.context import BlockContext
 from runtime.executive import BlockBuilder, InvalidBlock, execute_block
-from runtime.frame import DispatchError
+from runtime.frame import NONE, DispatchError, signed
 from runtime.pallets.balances import currency
 from runtime.pallets.balances.storage import TotalIssuance
 from runtime.pallets.system import storage as system
@@ -25,6 +26,8 @@ from runtime.storage import MemoryState, OverlayState
 from runtime.transaction_validity import InvalidTransaction
 from runtime.trie import Trie
 from runtime.types import Phase
+from runtime.version import LATEST_SPEC_VERSION, get_runtime
+from tests.runtime.test_offences import make_ctx, report_votes, vote_proof
 
 PARAMS = ChainParameters()
 ED = PARAMS.existential_deposit
@@ -247,3 +250,40 @@ def test_mutated_block_rejected_whole(chain, good_block, data):
     with pytest.raises(InvalidBlock):
         execute_block(Trie(chain.header.state_root, store.get), Block(header, tuple(xts)))
     assert store == chain.nodes
+
+
+RUNTIME = get_runtime(LATEST_SPEC_VERSION)
+OFFENCE_OPS = st.lists(st.tuples(
+    st.sampled_from(["alice", "bob", "charlie", "eve"]),            # the voter (eve is no validator)
+    st.sampled_from(["dave", "alice", "newcomer", None]),           # the reporter (None: unsigned)
+    st.integers(min_value=0, max_value=3),                          # the round
+    st.booleans(),                                                  # a real equivocation, or two equal votes
+), max_size=8)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(OFFENCE_OPS)
+def test_equivocation_reports_keep_issuance_exact(ops):
+    """Slashing for equivocations burns exactly what it takes less what it pays the reporter;
+    a refused report (bad, duplicate) changes nothing."""
+    ctx = make_ctx(author=dev_account("ferdie").public)
+    state = ctx.state
+    for voter, reporter, rnd, real in ops:
+        targets = (b"\xaa" * 32, b"\xbb" * 32) if real else (b"\xaa" * 32, b"\xaa" * 32)
+        proof = vote_proof(ctx, voter=voter, rnd=rnd, targets=targets)
+        origin = NONE if reporter is None else signed(dev_account(reporter).public)
+        issuance, events = TotalIssuance.get(state), len(ctx.events)
+        before = dict(state.changes)
+        ctx.start_layer()
+        try:
+            report_votes(ctx, origin, proof)
+        except DispatchError:
+            ctx.rollback_layer()
+            assert state.changes == before and TotalIssuance.get(state) == issuance
+            continue
+        ctx.commit_layer()
+        pallet, (name, payload) = RUNTIME.event_record.decode(ctx.events[-1])["event"]
+        assert len(ctx.events) > events and (pallet, name) == ("Offences", "Equivocation")
+        assert TotalIssuance.get(state) == issuance - payload["slashed"] + payload["reward"]
+        records = [AccountRecord.from_bytes(v) for _k, v in state.iter_prefix(system.Account.prefix)]
+        assert TotalIssuance.get(state) == sum(r.free + r.reserved for r in records)

@@ -22,6 +22,11 @@ def get_active_validators(state: StateReader) -> list[tuple[bytes, bytes, int]]:
     return [(a, k, s) for a, k, s in storage.ActiveValidators.get(state)]  # type: ignore[arg-type]
 
 
+def get_validator_set_id(state: StateReader) -> int:
+    """The id of the active set: it changes exactly when the active set does."""
+    return storage.ValidatorSetId.get(state)  # type: ignore[arg-type]
+
+
 def get_current_era(state: StateReader) -> int:
     return storage.CurrentEra.get(state)  # type: ignore[arg-type]
 

@@ -18,7 +18,7 @@ from runtime.pallets.balances import currency
 from runtime.pallets.staking import events, storage
 from runtime.pallets.staking.ledger import MAX_BALANCE, apply_bond_extra, compute_checked_add, get_ledger
 from runtime.pallets.staking.types import HISTORY_DEPTH
-from runtime.pallets.staking.validators import elect_validators
+from runtime.pallets.staking.validators import apply_active_set, elect_validators
 from runtime.pallets.system.account import account_exists
 
 MAX_U32 = (1 << 32) - 1
@@ -114,7 +114,7 @@ def apply_election(ctx: BlockContext) -> None:
     if not elected:
         events.deposit(ctx, "StakingElectionFailed")
         return
-    storage.ActiveValidators.put(ctx.state, elected)
+    apply_active_set(ctx, elected)
     events.deposit(ctx, "StakersElected")
 
 

@@ -2,7 +2,7 @@
 elected set with session keys and stakes (`ActiveValidators`) is this chain's own, because the
 session keys that seal blocks and sign finality votes are given with `validate`."""
 
-from runtime.codec.scale import Vec, u32
+from runtime.codec.scale import Vec, u32, u64
 from runtime.frame import StorageMap, StorageValue
 from runtime.pallets.staking.types import (
     ActiveEraInfo,
@@ -35,6 +35,8 @@ ActiveEra = StorageValue("ActiveEra", ActiveEraInfo, docs="The active era inform
 ErasStartBlock = StorageMap("ErasStartBlock", _by_era, BlockNumber, docs="The block at which each of the last HistoryDepth eras started.")
 ActiveValidators = StorageValue("ActiveValidators", Vec(ActiveValidator), default=[],
                                 docs="The elected set of the current era: (stash, session key, active stake), highest stake first.")
+ValidatorSetId = StorageValue("ValidatorSetId", u64, default=0,
+                              docs="Counts the changes of `ActiveValidators`: the id of the finality voter set it holds.")
 ErasRewardPoints = StorageMap("ErasRewardPoints", _by_era, EraRewardPoints, default={"total": 0, "individual": []},
                               docs="Rewards points (one per authored block) of each validator, for the last HistoryDepth eras.")
 ForceEra = StorageValue("ForceEra", Forcing, default=("NotForcing", None), docs="Mode of era forcing.")
@@ -42,4 +44,4 @@ Offences = StorageMap("Offences", _by_account, Vec(OffenceRecord), default=[],
                       docs="The last offences each staker was slashed for, oldest first.")
 
 ITEMS = [Bonded, Ledger, Payee, Validators, SessionKeys, KeyOwner, ValidatorCount, MinValidatorBond, CurrentEra,
-         ActiveEra, ErasStartBlock, ActiveValidators, ErasRewardPoints, ForceEra, Offences]
+         ActiveEra, ErasStartBlock, ActiveValidators, ValidatorSetId, ErasRewardPoints, ForceEra, Offences]

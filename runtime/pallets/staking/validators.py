@@ -67,3 +67,13 @@ def compute_elected(candidates: Elected, count: int) -> Elected:
 
 def elect_validators(ctx: BlockContext) -> Elected:
     return compute_elected(get_candidates(ctx), get_validator_count(ctx))
+
+
+def apply_active_set(ctx: BlockContext, active: Elected) -> None:
+    """Store the active set; a set that differs from the stored one gets the next set id, so
+    the finality gadget can tell that this block changes its voters (and the old set finalizes it)."""
+    state = ctx.state
+    if [tuple(v) for v in storage.ActiveValidators.get(state)] == [tuple(v) for v in active]:
+        return
+    storage.ActiveValidators.put(state, active)
+    storage.ValidatorSetId.put(state, storage.ValidatorSetId.get(state) + 1)

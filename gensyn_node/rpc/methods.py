@@ -3,13 +3,18 @@ so that Substrate clients read them as they would a Substrate node's."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
 from gensyn_node import __version__
 from gensyn_node.rpc.api import RpcApi
 from gensyn_node.rpc.errors import RpcError
+from gensyn_node.rpc.grandpa import register_grandpa_api
+from gensyn_node.rpc.mlcompute import register_mlcompute_api
+from gensyn_node.rpc.node import RpcNode
+from gensyn_node.rpc.shapes import decode_hex, encode_hex, header_json, runtime_version_json
+from gensyn_node.rpc.substrate import register_substrate_api
 from gensyn_node.txpool import (
     AlreadyImported,
     Invalid,
@@ -18,18 +23,12 @@ from gensyn_node.txpool import (
     TemporarilyBanned,
     TooLowPriority,
 )
-from runtime.block import Header
 from runtime.codec.errors import CodecError
 from runtime.crypto import ss58_decode
 from runtime.executive import get_state_runtime
 from runtime.hashing import blake2_256
 from runtime.pallets.system.account import get_account
 from runtime.storage import OverlayState
-from runtime.types import DigestItem
-from runtime.version import Runtime
-
-if TYPE_CHECKING:
-    from gensyn_node.service import Node
 
 INVALID_TRANSACTION = 1010
 UNKNOWN_TRANSACTION = 1011
@@ -37,49 +36,7 @@ TEMPORARILY_BANNED = 1012
 ALREADY_IMPORTED = 1013
 TOO_LOW_PRIORITY = 1014
 IMMEDIATELY_DROPPED = 1016
-INVALID_HEX = -32602
 SESSION_KEY_TYPE = "gsyn"
-
-
-def encode_hex(data: bytes) -> str:
-    return "0x" + data.hex()
-
-
-def decode_hex(value: Any, what: str, length: int | None = None) -> bytes:
-    if not isinstance(value, str) or not value.startswith("0x"):
-        raise RpcError(INVALID_HEX, "Invalid params", f"{what}: expected 0x-prefixed hex")
-    try:
-        raw = bytes.fromhex(value[2:])
-    except ValueError:
-        raise RpcError(INVALID_HEX, "Invalid params", f"{what}: invalid hex") from None
-    if length is not None and len(raw) != length:
-        raise RpcError(INVALID_HEX, "Invalid params", f"{what}: expected {length} bytes")
-    return raw
-
-
-def header_json(header: Header) -> dict[str, Any]:
-    return {
-        "parentHash": encode_hex(header.parent_hash),
-        "number": hex(header.number),
-        "stateRoot": encode_hex(header.state_root),
-        "extrinsicsRoot": encode_hex(header.extrinsics_root),
-        "digest": {"logs": [encode_hex(DigestItem.encode((kind, (engine, data)))) for kind, engine, data in header.digest]},
-    }
-
-
-def runtime_version_json(runtime: Runtime) -> dict[str, Any]:
-    """`RuntimeVersion` as Substrate's RPC shows it ."""
-    version = runtime.version
-    return {
-        "specName": version["spec_name"].decode(),
-        "implName": version["impl_name"].decode(),
-        "authoringVersion": version["authoring_version"],
-        "specVersion": version["spec_version"],
-        "implVersion": version["impl_version"],
-        "apis": [[encode_hex(api["id"]), api["version"]] for api in version["apis"]],
-        "transactionVersion": version["transaction_version"],
-        "stateVersion": version["state_version"],
-    }
 
 
 def pool_error_to_rpc(exc: PoolError) -> RpcError:
@@ -102,7 +59,7 @@ def pool_error_to_rpc(exc: PoolError) -> RpcError:
 class NodeRpc:
     """Handlers bound to one node."""
 
-    def __init__(self, node: Node):
+    def __init__(self, node: RpcNode):
         self.node = node
 
     # --- helpers ---------------------------------------------------------------------------
@@ -276,7 +233,7 @@ class NodeRpc:
         return key_type == SESSION_KEY_TYPE and key is not None and key.public == decode_hex(public, "public key", 32)
 
 
-async def _drain(receive: trio.MemoryReceiveChannel, node: Node, tx_hash: bytes):  # type: ignore[no-untyped-def]
+async def _drain(receive: trio.MemoryReceiveChannel, node: RpcNode, tx_hash: bytes):  # type: ignore[no-untyped-def]
     try:
         async with receive:
             async for status in receive:
@@ -285,7 +242,7 @@ async def _drain(receive: trio.MemoryReceiveChannel, node: Node, tx_hash: bytes)
         node.tx_status.unwatch(tx_hash)
 
 
-def build_api(node: Node) -> RpcApi:
+def build_api(node: RpcNode) -> RpcApi:
     rpc = NodeRpc(node)
     api = RpcApi(on_call=node.metrics.on_rpc_call)
     for name in ("system_name", "system_version", "system_chain", "system_chainType", "system_properties",
@@ -304,8 +261,7 @@ def build_api(node: Node) -> RpcApi:
                      rpc.chain_subscribeFinalizedHeads)
     api.subscription("author_submitAndWatchExtrinsic", "author_unwatchExtrinsic", "author_extrinsicUpdate",
                      rpc.author_submitAndWatchExtrinsic)
-    from gensyn_node.rpc_substrate import register_substrate_api  # imports this module's hex helpers
     register_substrate_api(api, node)
-    from gensyn_node.rpc.mlcompute import register_mlcompute_api
+    register_grandpa_api(api, node)
     register_mlcompute_api(api, node)
     return api

@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from gensyn_node.cli import CliError
+from gensyn_node.cli.errors import CliError
 
 JOB_FILE = "job.json"
 HASHES_FILE = "checkpoints.json"

@@ -1,5 +1,6 @@
-"""Command line: `gensyn-node <command>`. Each command group lives in its own module and adds its
-sub-parsers here; an operator mistake ends in a one-line message and exit code 2, not a traceback."""
+"""Command line: `gensyn-node <command>`. Each command group lives in its own module of this
+package (node.py, client.py, ml.py) and adds its sub-parsers here; an operator mistake ends in a
+one-line message and exit code 2, not a traceback."""
 
 from __future__ import annotations
 
@@ -8,17 +9,14 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-
-class CliError(Exception):
-    """An operator mistake (bad flag value, busy port, locked database): printed, exit code 2."""
+from gensyn_node.cli.errors import CliError
 
 
 def _command_groups() -> list[Callable[[argparse._SubParsersAction], None]]:
     # Imported lazily so that `gensyn-node --help` does not import torch.
-    from gensyn_node import client_cli, node_cli
-    from gensyn_node.ml import cli as ml_cli
+    from gensyn_node.cli import client, ml, node
 
-    return [node_cli.add_commands, client_cli.add_commands, ml_cli.add_commands]
+    return [node.add_commands, client.add_commands, ml.add_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,10 +54,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    # Run through the package module so that `CliError` is one class for every command group.
-    from gensyn_node.cli import main as package_main
-
-    sys.exit(package_main())

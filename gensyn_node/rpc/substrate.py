@@ -1,4 +1,4 @@
-"""The client-facing state RPC that Substrate clients need beyond the basics (rpc_methods.py):
+"""The client-facing state RPC that Substrate clients need beyond the basics (methods.py):
 metadata, runtime API calls, batched and paged storage reads, runtime version and storage
 subscriptions. Registered by `build_api` with `register_substrate_api(api, node)`.
 
@@ -17,11 +17,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gensyn_node.rpc.api import RpcApi
 from gensyn_node.rpc.errors import InvalidParams, RpcError
-from gensyn_node.rpc_methods import decode_hex, encode_hex, runtime_version_json
+from gensyn_node.rpc.node import RpcNode
+from gensyn_node.rpc.shapes import decode_hex, encode_hex, runtime_version_json
 from runtime.block import Header
 from runtime.codec.errors import CodecError
 from runtime.codec.scale import Vec, decode_compact, u32
@@ -33,9 +34,6 @@ from runtime.pallets.transaction_payment.fees import compute_fee
 from runtime.storage import OverlayState
 from runtime.types import DispatchClass, Weight
 from runtime.version import Runtime, UnknownRuntime
-
-if TYPE_CHECKING:
-    from gensyn_node.service import Node
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +185,7 @@ def _hex_list(value: Any, what: str, limit: int) -> list[bytes]:
 class SubstrateRpc:
     """Handlers bound to one node."""
 
-    def __init__(self, node: Node):
+    def __init__(self, node: RpcNode):
         self.node = node
 
     # helpers ------------------------------------------------------------------------------------
@@ -302,7 +300,7 @@ def _storage_set(header: Header, changes: Iterable[tuple[bytes, bytes | None]]) 
             "changes": [[encode_hex(key), None if value is None else encode_hex(value)] for key, value in changes]}
 
 
-def register_substrate_api(api: RpcApi, node: Node) -> None:
+def register_substrate_api(api: RpcApi, node: RpcNode) -> None:
     """Add the methods and subscriptions above to `api` (called once from `build_api`)."""
     rpc = SubstrateRpc(node)
     for name in ("state_getMetadata", "state_call", "state_queryStorageAt", "state_getKeysPaged",

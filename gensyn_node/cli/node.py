@@ -17,7 +17,7 @@ from pathlib import Path
 import trio
 
 from gensyn_node.chain_spec import ChainSpecError, load_chain_spec
-from gensyn_node.cli import CliError
+from gensyn_node.cli.errors import CliError
 from gensyn_node.keyring import KeyError_, generate_seed, keypair_from_seed, keypair_from_uri
 from runtime.crypto import ED25519, SR25519
 
@@ -80,6 +80,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rpc-external", action="store_true", help="listen on all interfaces, not 127.0.0.1")
     parser.add_argument("--rpc-methods", choices=["safe", "unsafe", "auto"], default="auto")
     parser.add_argument("--rpc-max-connections", type=int, default=100)
+    parser.add_argument("--rpc-max-connections-per-ip", type=int, default=16,
+                        help="connections one address may hold (each loopback address counts alone)")
     parser.add_argument("--rpc-rate-limit", type=float, default=10_000.0, help="calls per second per connection")
     parser.add_argument("--no-rpc", action="store_true")
     parser.add_argument("--port", type=int, default=30333, help="p2p port (networking comes with consensus)")
@@ -116,13 +118,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         session_key = keypair_from_uri(args.key, ED25519) if args.key else None
     except KeyError_ as exc:
         raise CliError(f"--key: {exc}") from None
+    try:
+        rpc = RpcConfig(port=_port(args.rpc_port, "--rpc-port"), external=args.rpc_external,
+                        rpc_methods_mode=args.rpc_methods, max_connections=args.rpc_max_connections,
+                        max_connections_per_ip=args.rpc_max_connections_per_ip,
+                        rate_limit_per_second=args.rpc_rate_limit)
+    except ValueError as exc:
+        raise CliError(f"rpc: {exc}") from None
     temporary = args.tmp or (args.dev and args.base_path is None)
     base_path = tempfile.mkdtemp(prefix="gensyn-node-") if temporary else (args.base_path or _default_base_path(spec.id))
     if args.validator and session_key is None:
         session_key = _keystore_session_key(base_path)
-    rpc = RpcConfig(port=_port(args.rpc_port, "--rpc-port"), external=args.rpc_external,
-                    rpc_methods_mode=args.rpc_methods, max_connections=args.rpc_max_connections,
-                    rate_limit_per_second=args.rpc_rate_limit)
     config = NodeConfig(spec=spec, base_path=base_path, name=args.name, validator=args.validator,
                         session_key=session_key, rpc=rpc, rpc_enabled=not args.no_rpc,
                         prometheus_port=None if args.no_prometheus else _port(args.prometheus_port, "--prometheus-port"),

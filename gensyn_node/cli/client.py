@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from gensyn_node.chain_spec import UNIT
-from gensyn_node.cli import CliError
+from gensyn_node.cli.errors import CliError
 from gensyn_node.keyring import DEV_NAMES, KeyError_, Keypair, dev_account, keypair_from_uri
 from gensyn_node.rpc.client import RpcClientError, RpcClientException
 from runtime.codec.errors import CodecError

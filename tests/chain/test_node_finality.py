@@ -1,0 +1,162 @@
+"""The gadget wired into the node (in process, real LevelDB, a controlled clock): a dev chain
+finalizes each block through it, justifications verify against the stored voter set, bad
+votes and justifications are refused with the store unchanged, and a restarted validator
+resumes voting from its signing record."""
+
+from __future__ import annotations
+
+import pytest
+
+from consensus.authorities import get_voter_set
+from consensus.finality_messages import JustificationError, decode_justification, verify_justification
+from gensyn_node.chain_spec import dev_spec
+from gensyn_node.keyring import dev_account
+from gensyn_node.service import Node, NodeConfig
+from runtime.crypto import ED25519
+
+ALICE_SESSION = dev_account("alice", ED25519)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_000.0
+
+    def __call__(self):
+        return self.now
+
+
+def open_node(path, clock):
+    config = NodeConfig(spec=dev_spec(), base_path=str(path), validator=True, session_key=ALICE_SESSION,
+                        rpc_enabled=False)
+    return Node(config, clock=clock)
+
+
+def author(node, clock, count):
+    for _ in range(count):
+        clock.now += node.slot_ms / 1000
+        assert node.try_author(int(clock.now * 1000) // node.slot_ms) is not None
+
+
+def test_node_finalizes_each_block_with_a_verifiable_justification(tmp_path):
+    clock = Clock()
+    node = open_node(tmp_path, clock)
+    finalized = node.finalized_head.subscribe()
+    author(node, clock, 3)
+    store = node.store
+    assert store.finalized_hash == store.best_hash and store.best_header().number == 3
+    for number in (1, 2, 3):
+        header = store.require_header(store.hash_at(number))
+        justification = decode_justification(store.get_justification(header.hash))
+        parent_voters = get_voter_set(store.state_at(header.parent_hash))
+        verify_justification(justification, header, parent_voters, store.genesis_hash, store)
+        assert finalized.receive_nowait().number == number
+    node.close()
+
+
+def test_node_refuses_bad_votes_and_justifications_and_keeps_its_store(tmp_path):
+    clock = Clock()
+    node = open_node(tmp_path, clock)
+    author(node, clock, 2)
+    store = node.store
+    before = sorted(store.kv.iterate(b""))
+    assert node.on_gossip_vote(b"\x01\x02garbage", peer="p").kind == "reject"
+    tip = store.best_hash
+    for data in (b"", b"\x93\x01\x02\x03", store.get_justification(store.hash_at(1))):
+        with pytest.raises(JustificationError):
+            node.import_justification(tip, data)
+    assert sorted(store.kv.iterate(b"")) == before
+    node.close()
+
+
+def test_node_restarted_validator_resumes_and_finalizes_on(tmp_path):
+    clock = Clock()
+    node = open_node(tmp_path, clock)
+    author(node, clock, 3)
+    node.close()
+    node = open_node(tmp_path, clock)
+    assert node.store.finalized_header().number == 3
+    author(node, clock, 2)
+    assert node.store.finalized_header().number == 5
+    node.close()
+
+
+# --- equivocations seen by the node become reports in its pool, then slashes on chain ----------------
+
+def open_local_node(path, clock):
+    config = NodeConfig(spec=dev_spec(validators=4), base_path=str(path), validator=True, session_key=ALICE_SESSION,
+                        rpc_enabled=False)
+    return Node(config, clock=clock)
+
+
+def author_until_included(node, clock, tx_hash, limit=60):
+    for _ in range(limit):
+        clock.now += node.slot_ms / 1000
+        result = node.try_author(int(clock.now * 1000) // node.slot_ms)
+        if result is not None and tx_hash not in {tx.hash for tx in node.pool.ready()}:
+            return node.store.best_header()
+    raise AssertionError("the report was never included")
+
+
+def bob_bond(node):
+    from runtime.pallets.staking.api import get_ledger
+
+    _best, state = node.best_state()
+    return get_ledger(state, dev_account("bob").public).total
+
+
+def test_node_reports_a_double_vote_and_the_offender_is_slashed(tmp_path):
+    from consensus.finality_messages import Vote
+    from runtime.finality_vote import PREVOTE
+    from runtime.pallets.staking.api import get_active_validators
+
+    clock = Clock()
+    node = open_local_node(tmp_path, clock)
+    bob = dev_account("bob", ED25519)
+    genesis = node.store.genesis_hash
+    votes = []
+    for target in (b"\x01" * 32, b"\x02" * 32):
+        unsigned = Vote(0, node.gadget.round, PREVOTE, target, 3, bob.public, b"")
+        votes.append(Vote(0, node.gadget.round, PREVOTE, target, 3, bob.public, bob.sign(unsigned.payload(genesis))))
+    assert node.on_gossip_vote(votes[0].encode()).kind == "accept"
+    assert node.on_gossip_vote(votes[1].encode()).reason == "equivocation"
+    (report,) = node.pool.ready()
+    before = bob_bond(node)
+    author_until_included(node, clock, report.hash)
+    assert bob_bond(node) < before
+    _best, state = node.best_state()
+    assert dev_account("bob").public not in [a for a, _k, _s in get_active_validators(state)]
+    node.close()
+
+
+def test_node_reports_two_blocks_for_one_slot_and_the_author_is_slashed(tmp_path):
+    from consensus.authoring import author_block, find_slot_author
+    from tests.consensus.finality_harness import MemoryRecord
+
+    clock = Clock()
+    node = open_local_node(tmp_path, clock)
+    bob = dev_account("bob", ED25519)
+    parent, state = node.best_state()
+    slot = int(clock.now * 1000) // node.slot_ms + 1
+    while find_slot_author(state, slot, bob.public) is None:
+        slot += 1
+    clock.now = slot * node.slot_ms / 1000
+    authored = author_block(state, parent, slot, node.slot_ms, dev_account("bob").public, bob, MemoryRecord(), [])
+    # A second block for the slot (bob's own signing record would refuse to seal it).
+    blocks = [authored.block, _with_other_timestamp(state, parent, slot, node, bob)]
+    for block in blocks:
+        node.import_block(block)
+    (report,) = node.pool.ready()
+    before = bob_bond(node)
+    author_until_included(node, clock, report.hash)
+    assert bob_bond(node) < before
+    node.close()
+
+
+def _with_other_timestamp(state, parent, slot, node, key):
+    """Another block for the same slot and author: same slot, a later timestamp inside it."""
+    from runtime.block import Block
+    from runtime.executive import BlockBuilder
+
+    builder = BlockBuilder(state, parent, slot, dev_account("bob").public, slot * node.slot_ms + 1)
+    unsealed, _executed = builder.build()
+    return Block(unsealed.header.with_seal(key.sign(unsealed.header.hash)), unsealed.extrinsics)

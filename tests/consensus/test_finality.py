@@ -1,0 +1,251 @@
+"""The finality gadget over an in-memory bus: several gadgets finalize one chain with shuffled
+delivery, drops, a crashed voter, a partition and a byzantine double-voter, and no two ever
+finalize different blocks at one height (the harness checks that after every step)."""
+
+from __future__ import annotations
+
+from consensus.finality import ACCEPT, IGNORE, REJECT, FinalityConfig, FinalityGadget
+from consensus.finality_messages import Vote, VoterSet, decode_justification, decode_message
+from runtime.finality_vote import PRECOMMIT, PREVOTE
+from tests.consensus.finality_harness import GENESIS, MemoryChain, MemoryRecord, Network, child, make_keys
+
+
+def grow(net, parent, count, names=None, run_ms=1000, tag=0):
+    """Extend `parent` by `count` blocks, one per `run_ms` of simulated time."""
+    for _ in range(count):
+        parent = child(parent, tag)
+        net.give_block(parent, names)
+        net.run(run_ms)
+    return parent
+
+
+def test_finality_sole_voter_finalizes_each_block_at_once():
+    net = Network(1)
+    head = GENESIS
+    for _ in range(5):
+        head = child(head)
+        net.give_block(head)
+        assert net.nodes["n0"].chain.finalized == head  # no message needed: its own vote is >2/3
+    justification = decode_justification(net.nodes["n0"].chain.justifications[head.hash])
+    assert [v.voter for v in justification.precommits] == [net.keys[0].public]
+
+
+def test_finality_four_voters_finalize_one_chain_with_shuffled_delivery():
+    net = Network(4, seed=1)
+    head = grow(net, GENESIS, 20)
+    net.run(3000)
+    assert all(n >= head.number - 1 for n in net.finalized_numbers().values()), net.finalized_numbers()
+    assert len({net.nodes[n].chain.finalized_chain()[15] for n in net.nodes}) == 1
+
+
+def test_finality_survives_message_drops_by_rebroadcast():
+    net = Network(4, seed=2, drop=0.3)
+    head = grow(net, GENESIS, 15)
+    net.run(10_000)
+    assert min(net.finalized_numbers().values()) >= head.number - 2, net.finalized_numbers()
+
+
+def test_finality_three_of_four_keep_finalizing_and_restarted_voter_rejoins():
+    net = Network(4, seed=3)
+    head = grow(net, GENESIS, 5)
+    net.crash("n3")
+    head = grow(net, head, 10, names=["n0", "n1", "n2"])
+    net.run(6000)
+    assert min(net.finalized_numbers(["n0", "n1", "n2"]).values()) >= head.number - 2
+    net.start("n3")  # same signing record: it must not vote twice in any round it voted in
+    net.sync_blocks("n3")
+    net.run(1000)
+    head = grow(net, head, 8)
+    net.run(6000)
+    assert net.nodes["n3"].chain.finalized.number >= head.number - 2
+    n3 = net.nodes["n3"].gadget
+    assert any(r.our_prevote is not None for r in n3.rounds.values())
+
+
+def test_finality_two_two_partition_stops_without_conflict_and_heals():
+    net = Network(4, seed=4)
+    head = grow(net, GENESIS, 3)
+    net.run(3000)
+    net.partition = [{"n0", "n1"}, {"n2", "n3"}]
+    grow(net, head, 5, names=["n0", "n1"], tag=1)
+    grow(net, head, 6, names=["n2", "n3"], tag=2)
+    net.run(5000)
+    # Neither half holds more than 2/3 of the stake: nothing past the shared blocks is final.
+    assert max(net.finalized_numbers().values()) <= head.number
+    net.partition = None
+    for name in net.nodes:
+        net.sync_blocks(name)
+    assert len({net.nodes[n].chain.best.hash for n in net.nodes}) == 1  # the longer fork wins
+    tip = grow(net, net.nodes["n2"].chain.best, 4)
+    net.run(8000)
+    assert min(net.finalized_numbers().values()) >= tip.number - 2, net.finalized_numbers()
+
+
+def test_finality_byzantine_double_voter_is_reported_and_safety_holds():
+    net = Network(4, seed=5)
+    byz = net.keys[3]
+    net.crash("n3")  # n3's honest gadget is replaced by the byzantine script below
+    fork_a = grow(net, GENESIS, 3, tag=1)
+    fork_b = child(child(GENESIS, 9), 9)
+    for header in (child(GENESIS, 9), fork_b):
+        net.give_block(header, ["n2"])
+
+    def byzantine(net_):
+        rounds = {n.gadget.round for n in net_.nodes.values() if n.gadget is not None}
+        for rnd in rounds:
+            for step in (PREVOTE, PRECOMMIT):
+                for target in (fork_a, fork_b):
+                    vote = Vote(0, rnd, step, target.hash, target.number, byz.public, b"")
+                    signed = Vote(0, rnd, step, target.hash, target.number, byz.public,
+                                  byz.sign(vote.payload(GENESIS.hash)))
+                    net_.nodes["n3"].outbox.append(signed.encode())
+
+    net.run(6000, on_step=byzantine)
+    grow(net, fork_a, 4, names=["n0", "n1", "n2"], tag=1)
+    net.run(6000, on_step=byzantine)
+    assert min(net.finalized_numbers(["n0", "n1", "n2"]).values()) >= fork_a.number
+    reports = [e for name in ("n0", "n1", "n2") for e in net.nodes[name].equivocations]
+    assert reports and all(e.first.voter == byz.public and e.first.target_hash != e.second.target_hash for e in reports)
+
+
+def test_finality_observer_node_follows_by_commit_messages():
+    net = Network(4, seed=6, observers=1)
+    head = grow(net, GENESIS, 6)
+    net.run(4000)
+    assert net.nodes["n4"].chain.finalized.number >= head.number - 1
+
+
+def test_finality_old_set_finalizes_the_change_block_and_the_new_set_takes_over():
+    keys = make_keys(4)
+    old = VoterSet(0, tuple((k.public, 100) for k in keys[:3]))
+    new = VoterSet(1, tuple((k.public, 100) for k in keys[1:]))
+    net = Network(4, seed=7, voter_sets={0: old, 5: new})
+    net.keys = keys
+    head = grow(net, GENESIS, 10)
+    net.run(6000)
+    for node in net.nodes.values():
+        assert node.chain.finalized.number >= head.number - 1
+        change = node.chain.finalized_chain()[5]
+        justification = decode_justification(node.chain.justifications[change]) if change in node.chain.justifications else None
+        if justification is not None:
+            assert justification.set_id == 0
+        assert node.gadget.voters.set_id == 1
+    # No justification of the old set reaches past the change block.
+    for node in net.nodes.values():
+        for block_hash, data in node.chain.justifications.items():
+            just = decode_justification(data)
+            assert (just.set_id == 0) == (node.chain.headers[block_hash].number <= 5)
+
+
+def _voters(n=4):
+    keys = make_keys(n)
+    return keys, VoterSet(0, tuple((k.public, 100) for k in keys))
+
+
+def _gadget(chain, keys=None, key=None):
+    return FinalityGadget(chain, FinalityConfig(genesis_hash=GENESIS.hash), lambda data: None, 0,
+                          signer=key, record=MemoryRecord())
+
+
+def _signed(key, rnd, step, target, set_id=0):
+    unsigned = Vote(set_id, rnd, step, target.hash, target.number, key.public, b"")
+    return Vote(set_id, rnd, step, target.hash, target.number, key.public, key.sign(unsigned.payload(GENESIS.hash)))
+
+
+def test_finality_rejects_bad_votes_with_a_reason():
+    keys, voters = _voters()
+    chain = MemoryChain({0: voters})
+    b1 = child(GENESIS)
+    chain.add(b1)
+    gadget = _gadget(chain)
+    outsider = make_keys(5)[4]
+    good = _signed(keys[0], 1, PREVOTE, b1)
+    forged = Vote(0, 1, PREVOTE, b1.hash, 1, keys[1].public, good.signature)
+    cases = {
+        b"\x00garbage": REJECT,
+        good.encode() + b"\x00": REJECT,
+        _signed(outsider, 1, PREVOTE, b1).encode(): REJECT,
+        forged.encode(): REJECT,
+        _signed(keys[0], 1, PREVOTE, b1, set_id=7).encode(): IGNORE,
+        good.encode(): ACCEPT,
+    }
+    for data, kind in cases.items():
+        verdict = gadget.on_message(data, 0)
+        assert verdict.kind == kind and (kind == ACCEPT or verdict.reason), (data[:20], verdict)
+    assert gadget.on_message(good.encode(), 0).kind == IGNORE  # a duplicate
+    assert chain.finalized == GENESIS
+
+
+def _justification_for(keys, target, signers, set_id=0, rnd=1):
+    from consensus.finality_messages import Justification
+
+    return Justification(set_id, rnd, target.hash, target.number,
+                         tuple(_signed(k, rnd, PRECOMMIT, target, set_id) for k in signers), ())
+
+
+def test_finality_import_justification_checks_stake_signatures_voters_and_set():
+    import pytest
+
+    from consensus.finality_messages import JustificationError
+
+    keys, voters = _voters()
+    chain = MemoryChain({0: voters})
+    b1 = child(GENESIS)
+    b2 = child(b1)
+    chain.add(b1)
+    chain.add(b2)
+    gadget = _gadget(chain)
+    outsider = make_keys(5)[4]
+    bad_sig = _justification_for(keys, b2, keys[:3])
+    broken = bad_sig.precommits[0]
+    bad_sig = type(bad_sig)(0, 1, b2.hash, 2, (Vote(0, 1, PRECOMMIT, b2.hash, 2, broken.voter, bytes(64)),)
+                            + bad_sig.precommits[1:], ())
+    cases = {
+        "not more than 2/3": _justification_for(keys, b2, keys[:2]).encode(),
+        "bad signature": bad_sig.encode(),
+        "not a voter": _justification_for(keys, b2, keys[:2] + [outsider]).encode(),
+        "expected set 0": _justification_for(keys, b2, keys[:3], set_id=1).encode(),
+        "listed twice": _justification_for(keys, b2, [keys[0], keys[0], keys[1]]).encode(),
+        "malformed": b"\x93\x01",
+    }
+    for reason, data in cases.items():
+        with pytest.raises(JustificationError, match=reason):
+            gadget.import_justification(b2.hash, data, 0)
+        assert chain.finalized == GENESIS
+    # A precommit for a descendant counts for the ancestor; the header travels in the ancestry.
+    from consensus.finality_messages import Justification
+
+    on_b2 = _justification_for(keys, b2, keys[:3])
+    for_b1 = Justification(0, 1, b1.hash, 1, on_b2.precommits, (b2,))
+    assert gadget.import_justification(b1.hash, for_b1.encode(), 0)
+    assert chain.finalized == b1
+    from consensus.finality_messages import Commit
+
+    assert decode_message(Commit(for_b1).encode()) == Commit(for_b1)
+
+
+def test_finality_restart_never_votes_twice_in_a_round():
+    keys, voters = _voters(1)
+    chain = MemoryChain({0: voters})
+    record = MemoryRecord()
+    before = []
+    gadget = FinalityGadget(chain, FinalityConfig(genesis_hash=GENESIS.hash), before.append, 0, signer=keys[0],
+                            record=record)
+    b1 = child(GENESIS)
+    chain.add(b1)
+    gadget.on_block(0)
+    assert chain.finalized == b1
+    last = record.get_vote_record(keys[0].public).position
+    # A second process with the same record (a restart) resumes its last round: it may only
+    # re-issue the very votes it signed there (byte for byte), then votes in later rounds.
+    after = []
+    again = FinalityGadget(chain, FinalityConfig(genesis_hash=GENESIS.hash), after.append, 0, signer=keys[0],
+                           record=record)
+    b2 = child(b1)
+    chain.add(b2)
+    again.on_block(10)
+    assert chain.finalized == b2
+    for data in after:
+        vote = decode_message(data)
+        if isinstance(vote, Vote) and (vote.set_id, vote.round, vote.step) <= last:
+            assert data in before
