@@ -13,12 +13,12 @@ from gensyn_node.chain_spec import DEV_BOND, dev_spec
 from gensyn_node.keyring import dev_account
 from gensyn_node.service import Node, NodeConfig
 from runtime.crypto import ED25519
+from runtime.executive import get_state_runtime
 from runtime.extrinsic import encode_signed, signing_payload
 from runtime.finality_vote import PRECOMMIT
 from runtime.pallets.system.account import get_account
 from runtime.storage import OverlayState
 from runtime.types import Era
-from runtime.version import get_runtime
 from tests.chain.test_node_finality import Clock
 
 ALICE, ALICE_SESSION = dev_account("alice"), dev_account("alice", ED25519)
@@ -49,11 +49,11 @@ def spec_with_bob_waiting():
 def sudo_set_validator_count(node, count):
     """Alice (sudo) raises the validator count: the next era boundary elects bob too."""
     _best, state = node.best_state()
-    runtime = get_runtime(1)
+    runtime = get_state_runtime(OverlayState(state.get))  # the dev chain's runtime (spec 2)
     call = runtime.encode_call("Sudo", "sudo", {"call": ("Staking", ("set_validator_count", {"new": count}))})
     nonce = get_account(OverlayState(state.get, state.iter_prefix), ALICE.public).nonce
     genesis = node.store.genesis_hash
-    payload = signing_payload(call, Era.encode(None), nonce, 0, 1, 1, genesis, genesis)
+    payload = signing_payload(call, Era.encode(None), nonce, 0, runtime.spec_version, 1, genesis, genesis)
     return node.submit_extrinsic(encode_signed(call, ALICE.public, ALICE.scheme, ALICE.sign(payload), None, nonce, 0))
 
 
