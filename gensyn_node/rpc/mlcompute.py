@@ -20,7 +20,7 @@ from runtime.pallets.ml_compute.types import STATUS_NAMES, MlConfig
 from runtime.storage import OverlayState
 
 if TYPE_CHECKING:
-    from gensyn_node.service import Node
+    from gensyn_node.rpc.node import RpcNode
 
 MAX_PAGE = 100
 MAX_SCAN = 10_000  # jobs looked at per listJobs call; `next` resumes from there
@@ -131,7 +131,7 @@ def view_architecture(state: OverlayState, model: int) -> dict[str, Any] | None:
 
 
 class MlComputeRpc:
-    def __init__(self, node: Node):
+    def __init__(self, node: RpcNode):
         self.node = node
 
     def _state(self, at: str | None) -> OverlayState:
@@ -187,7 +187,7 @@ class MlComputeRpc:
                                      v["verifiers"], v["segments"])
 
 
-def register_mlcompute_api(api: RpcApi, node: Node) -> None:
+def register_mlcompute_api(api: RpcApi, node: RpcNode) -> None:
     """Add the `mlcompute_*` methods to `api` (called once from `build_api`)."""
     rpc = MlComputeRpc(node)
     for name in ("mlcompute_getJob", "mlcompute_listJobs", "mlcompute_getModel", "mlcompute_getArchitecture",

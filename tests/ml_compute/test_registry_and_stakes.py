@@ -62,7 +62,8 @@ def test_genesis_registers_models_and_mnist(sim, subset_info):
     assert arch["name"] == b"mlp" and arch["state_bytes"] == 3256546
     # 3.26 MB of MLP state leaves room for a batch of 512 MNIST samples with proofs in 4 MiB.
     assert arch["max_batch"] == 512
-    assert ml.Architectures.get(sim.state, 2)["max_batch"] == 1024
+    # The CNN's step, not its 294 KB state, bounds it: at 128 samples it would outweigh a block.
+    assert ml.Architectures.get(sim.state, 2)["max_batch"] == 64
     assert ml.Datasets.get(sim.state, MNIST_ROOT)["n_samples"] == 60000
     assert ml.Datasets.get(sim.state, subset_info[0])["n_samples"] == 256
 
@@ -136,7 +137,8 @@ def test_submit_refuses_a_referee_input_that_does_not_fit(sim):
     # An MLP step of 1,024 MNIST samples: 3.26 MB of state + 1.3 MB of batch and proofs > 4 MiB.
     sim.fails((ALICE, "submit_job", job_args(MNIST_ROOT, hyper={**HYPER, "batch_size": 1024})), "RefereeInputTooLarge")
     sim.ok((ALICE, "submit_job", job_args(MNIST_ROOT, hyper={**HYPER, "batch_size": 512})))
-    sim.ok((ALICE, "submit_job", job_args(MNIST_ROOT, model=2, hyper={**HYPER, "batch_size": 1024})))
+    sim.fails((ALICE, "submit_job", job_args(MNIST_ROOT, model=2, hyper={**HYPER, "batch_size": 128})), "RefereeInputTooLarge")
+    sim.ok((ALICE, "submit_job", job_args(MNIST_ROOT, model=2, hyper={**HYPER, "batch_size": 64})))
 
 
 def test_register_and_unregister_with_unbonding_delay(sim):

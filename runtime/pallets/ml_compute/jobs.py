@@ -16,12 +16,7 @@ from runtime.pallets.ml_compute import events, storage
 from runtime.pallets.ml_compute.agenda import apply_schedule, get_config
 from runtime.pallets.ml_compute.draws import compute_draw_seed, compute_min_solver_stake, draw_weighted
 from runtime.pallets.ml_compute.errors import ERRORS
-from runtime.pallets.ml_compute.registry import (
-    compute_proof_depth,
-    compute_referee_input_bytes,
-    compute_referee_limit_bytes,
-    compute_referee_weight,
-)
+from runtime.pallets.ml_compute.registry import compute_referee_input_bytes, is_refereeable
 from runtime.pallets.ml_compute.stakes import apply_open, apply_slash_stake, get_active_set, get_worker
 from runtime.pallets.ml_compute.types import MAX_BATCH
 
@@ -100,10 +95,9 @@ def validate_job_request(ctx: BlockContext, model: int, dataset: bytes, hyper: d
     if verification["fee"] * attestations > bounty:
         raise ERRORS("FeesExceedBounty", f"{attestations} attestations at {verification['fee']} exceed the bounty")
     batch = hyper["batch_size"]
-    size = compute_referee_input_bytes(arch["state_bytes"], info["sample_bytes"], info["n_samples"], batch)
-    weight = compute_referee_weight(arch["state_bytes"], arch["macs_per_sample"], batch, compute_proof_depth(info["n_samples"]))
-    if size > compute_referee_limit_bytes(ctx) or weight > ctx.params.max_block_weight:
-        raise ERRORS("RefereeInputTooLarge", f"the referee's input is {size} bytes and weighs {weight}")
+    if not is_refereeable(ctx, arch["state_bytes"], arch["macs_per_sample"], info, batch):
+        size = compute_referee_input_bytes(arch["state_bytes"], info["sample_bytes"], info["n_samples"], batch)
+        raise ERRORS("RefereeInputTooLarge", f"the referee's {size}-byte input or its step does not fit a block")
 
 
 def apply_submit(ctx: BlockContext, who: bytes, model: int, dataset: bytes, hyper: dict[str, int], steps: int,
