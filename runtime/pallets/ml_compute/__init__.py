@@ -8,6 +8,7 @@ refereed by the runtime's own replay of one exact training step, slashing and se
     events.py        events, one for every step of a job's life
     errors.py        named errors
     registry.py      architectures and data sets on chain; referee input size and weight
+    agenda.py        timers by block; the config
     draws.py         stake-weighted draws and segment samples from chain randomness
     stakes.py        solver and verifier registration, locks, unbonding
     jobs.py          submit, cancel, assignment, commit, deadlines, settlement, refunds
