@@ -3,8 +3,8 @@
 - a devnet of N validator processes (1 s slots) for --seconds under a steady load of transfers:
   blocks authored / slots elapsed, transfer submit-to-inclusion latency (median, p95), gossip
   messages per second per node, and each node's CPU share;
-- finality lag: reported as null until the finality gadget (branch fin) is on main, since with
-  N > 1 equal validators nothing finalizes before it;
+- finality lag (a block first seen finalized minus first seen best, in seconds and 1 s slots) and
+  transfer submit-to-finalized latency;
 - sync: a chain of --sync-blocks blocks is authored offline into one node's LevelDB; a fresh node
   syncs it over libp2p, and the same blocks go through `import-blocks` locally: blocks/s of each
   and their ratio (the baseline, in the same run).
@@ -121,6 +121,11 @@ def slot_of(block_json: dict) -> int:  # type: ignore[type-arg]
     raise ValueError("no slot")
 
 
+def _number_of_slot(slots: list[int], start_best: int, slot: int) -> int:
+    """The block number (on the canonical chain read) whose slot is `slot`."""
+    return start_best + 1 + slots.index(slot)
+
+
 def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -154,6 +159,27 @@ def load(nodes: list[Proc], tps: float, stop: threading.Event, submitted: dict[b
         c.close()
 
 
+def watch_heads(url: str, stop: threading.Event, seen_best: dict[int, float], seen_final: dict[int, float]) -> None:
+    """When each block number first shows as best and as finalized on one node (polled at 0.2 s)."""
+    with httpx.Client(timeout=10) as client:
+        while not stop.is_set():
+            now = time.time()
+            try:
+                head = client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "chain_getHeader", "params": []}).json()
+                fin = client.post(url, json={"jsonrpc": "2.0", "id": 2, "method": "chain_getFinalizedHead",
+                                             "params": []}).json()["result"]
+                fin_head = client.post(url, json={"jsonrpc": "2.0", "id": 3, "method": "chain_getHeader",
+                                                  "params": [fin]}).json()
+            except httpx.HTTPError:
+                continue
+            best_n, fin_n = int(head["result"]["number"], 16), int(fin_head["result"]["number"], 16)
+            for n in range(max(seen_best, default=0) + 1, best_n + 1):
+                seen_best[n] = now
+            for n in range(max(seen_final, default=0) + 1, fin_n + 1):
+                seen_final[n] = now
+            time.sleep(0.2)
+
+
 def bench_devnet(validators: int, seconds: float, tps: float, work: Path) -> None:
     spec = work / "spec.json"
     spec.write_text(dev_spec(validators, slot_ms=1000).to_json())
@@ -169,14 +195,19 @@ def bench_devnet(validators: int, seconds: float, tps: float, work: Path) -> Non
         submitted: dict[bytes, float] = {}
         stop = threading.Event()
         loader = threading.Thread(target=load, args=(nodes, tps, stop, submitted))
+        seen_best: dict[int, float] = {}
+        seen_final: dict[int, float] = {}
+        watcher = threading.Thread(target=watch_heads, args=(nodes[0].url, stop, seen_best, seen_final))
         start_best = best(nodes[0].url)
         cpu0 = [n.cpu_seconds() for n in nodes]
         gossip0 = [n.metric("gensyn_gossip_received") + n.metric("gensyn_gossip_sent") for n in nodes]
         t0 = time.time()
         loader.start()
+        watcher.start()
         time.sleep(seconds)
         stop.set()
         loader.join()
+        watcher.join()
         elapsed = time.time() - t0
         cpu = [(n.cpu_seconds() - c) / elapsed for n, c in zip(nodes, cpu0, strict=True)]
         gossip = [(n.metric("gensyn_gossip_received") + n.metric("gensyn_gossip_sent") - g) / elapsed
@@ -205,8 +236,21 @@ def bench_devnet(validators: int, seconds: float, tps: float, work: Path) -> Non
                           "values": [round(g, 2) for g in gossip], "limit": 50,
                           "cpu_share": [round(c, 3) for c in cpu],
                           "cpu_share_is": "CPU seconds of each node process / wall seconds (2-core machine)"}))
-        print(json.dumps({"figure": "finality_lag", "validators": validators, "median_s": None, "p95_s": None,
-                          "reason": "no finality gadget over the network on this branch yet (branch fin)"}))
+        lags = [seen_final[n] - seen_best[n] for n in seen_best if n in seen_final and seen_best[n] > t0 + 5]
+        final_latency = [seen_final[n] - t for h, t in submitted.items() if h in included
+                         for n in [_number_of_slot(blocks, start_best, included[h])] if n in seen_final]
+        print(json.dumps({"figure": "finality_lag", "validators": validators,
+                          "median_s": round(statistics.median(lags), 3) if lags else None,
+                          "p95_s": round(percentile(lags, 0.95) or 0, 3) if lags else None,
+                          "median_slots": round(statistics.median(lags), 2) if lags else None,
+                          "p95_slots": round(percentile(lags, 0.95) or 0, 2) if lags else None,
+                          "blocks_measured": len(lags), "finalized_at_end": max(seen_final, default=0),
+                          "best_at_end": max(seen_best, default=0), "targets_slots": {"median": 2, "p95": 4},
+                          "is": "first seen finalized minus first seen best on one node (polled 0.2 s), 1 s slots"}))
+        print(json.dumps({"figure": "transfer_submit_to_finalized_s", "validators": validators,
+                          "median": round(statistics.median(final_latency), 3) if final_latency else None,
+                          "p95": round(percentile(final_latency, 0.95) or 0, 3) if final_latency else None,
+                          "count": len(final_latency)}))
     finally:
         for node in nodes:
             node.stop()
