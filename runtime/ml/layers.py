@@ -145,8 +145,16 @@ def quantize_master(w: torch.Tensor, bits: int, dtype: torch.dtype) -> Fx:
 
 
 def quantize_bias(b: torch.Tensor, e_acc: int, bound: int, dtype: torch.dtype) -> torch.Tensor:
-    """Master bias onto the product's grid 2^e_acc, clamped to the headroom `bound`."""
-    return torch.mul(b, pow2(-MASTER_FRAC_BITS - e_acc)).round_().clamp_(-bound, bound).to(dtype)
+    """Master bias onto the product's grid 2^e_acc, clamped to the headroom `bound`.
+
+    On CPU the rounded value goes to float32 before the clamp: the same result, because the
+    conversion is monotonic and the bound (an integer below 2^24) is a float32, so a value past
+    the bound converts to one at or past it."""
+    scale = pow2(-MASTER_FRAC_BITS - e_acc)
+    kernels = get_kernels() if dtype == torch.float32 and b.dtype == torch.float64 and is_usable(b) else None
+    if kernels is not None and bound < F32_EXACT:
+        return kernels.quantize(b, scale, torch.empty(b.shape, dtype=dtype)).clamp_(-bound, bound)
+    return torch.mul(b, scale).round_().clamp_(-bound, bound).to(dtype)
 
 
 def _output_plan(fwd: Product) -> tuple[torch.dtype, int]:

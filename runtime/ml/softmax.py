@@ -96,10 +96,21 @@ def compute_loss_gradient(logits: Fx, labels: torch.Tensor, batch_bits: int) -> 
     The gradient mantissas are integers in [-2^16, 2^16] (float32), exponent -16 - batch_bits.
     """
     p = compute_probabilities(logits)
-    g = p.clone()
-    rows = torch.arange(g.shape[0], device=g.device)
-    g[rows, labels] -= 1 << PROB_BITS
-    return Fx(g.to(torch.float32), -PROB_BITS - batch_bits), p
+    g = p.to(torch.float32)  # exact: |p| <= 2^16
+    g.scatter_add_(1, labels.view(-1, 1), _minus_one(g.shape[0], g.device))
+    return Fx(g, -PROB_BITS - batch_bits), p
+
+
+_MINUS_ONE: dict[tuple[int, torch.device], torch.Tensor] = {}
+
+
+def _minus_one(rows: int, device: torch.device) -> torch.Tensor:
+    """A (rows, 1) column of -1 in units of 2^-16: the one-hot label, subtracted by scatter_add_."""
+    t = _MINUS_ONE.get((rows, device))
+    if t is None:
+        t = torch.full((rows, 1), -float(1 << PROB_BITS), dtype=torch.float32, device=device)
+        _MINUS_ONE[(rows, device)] = t
+    return t
 
 
 def compute_metrics(logits: Fx, p: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
