@@ -34,3 +34,21 @@ def test_consensus_does_not_import_the_node():
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("gensyn_node", "p2p")]
     assert offenders == []
+
+
+def test_runtime_does_no_io():
+    """runtime/__init__.py's promise: no I/O, no clock, no threads, no unseeded randomness in the
+    state machine. What needs them (compiling the engine's C loops, timing the product route,
+    loading data) lives in the node and is injected (runtime/ml/accel.py)."""
+    import ast
+
+    banned = {"os", "subprocess", "ctypes", "time", "socket", "threading", "shutil", "tempfile", "pathlib",
+              "random", "secrets", "plyvel", "platform", "asyncio", "trio", "datetime", "multiprocessing",
+              "concurrent", "io", "urllib", "logging", "gensyn_node", "p2p"}
+    offenders = []
+    for path in sorted((ROOT / "runtime").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in banned]
+    assert offenders == []

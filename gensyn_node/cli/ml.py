@@ -100,9 +100,11 @@ def _seed_bytes(seed: str) -> bytes:
 def _setup_torch(threads: int | None, device: str):  # type: ignore[no-untyped-def]
     import torch
 
+    from gensyn_node.ml.accel import provide_host_accel
     from gensyn_node.ml.tuning import configure_allocator
 
     configure_allocator()
+    provide_host_accel()
     if threads is not None:
         if threads < 1:
             raise CliError("--threads must be at least 1")

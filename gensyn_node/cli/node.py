@@ -114,11 +114,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gensyn_node.db.kv import StoreError
     from gensyn_node.db.pruning import BlocksPruning, PruningModeError, StatePruning
     from gensyn_node.metrics import MetricsPortBusy
+    from gensyn_node.ml.accel import provide_host_accel
     from gensyn_node.rpc.server import RpcConfig, RpcPortBusy
     from gensyn_node.service import Node, NodeConfig
     from p2p.network import PortBusy
     from p2p.nodekey import NodeKeyError
 
+    provide_host_accel()  # the referee of a dispute runs the exact engine inside block execution
     chain = args.chain or "dev"
     if args.dev:
         args.validator = True
@@ -328,11 +330,13 @@ def cmd_import_blocks(args: argparse.Namespace) -> int:
 
     from consensus.verification import make_seal_check
     from gensyn_node.block_import import BlockImportError, import_block
+    from gensyn_node.ml.accel import provide_host_accel
     from gensyn_node.sigcache import SignatureCache
     from gensyn_node.sigworker import SignatureWorker
     from runtime.block import Block
     from runtime.codec.errors import CodecError
 
+    provide_host_accel()
     spec, store = _open_store(args)
     seal_check = make_seal_check(spec.params.slot_duration_ms, lambda: int(time.time() * 1000))
     verify = SignatureCache(worker=SignatureWorker())  # signatures checked beside execution

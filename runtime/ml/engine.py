@@ -22,10 +22,11 @@ from dataclasses import dataclass
 
 import torch
 
+from runtime.ml import accel
+from runtime.ml.accel import get_kernels, is_usable
 from runtime.ml.errors import BatchMismatchError, ExactnessBoundError, HyperParameterError
-from runtime.ml.fixed import Fx, has_fast_int8_matmul, pow2
+from runtime.ml.fixed import Fx, pow2
 from runtime.ml.job import HYPER_FRAC_BITS, HyperParams, validate_hyper
-from runtime.ml.kernels import SGD_SOURCE_TYPES, get_kernels, is_usable
 from runtime.ml.layers import (
     FLOAT,
     INT8,
@@ -55,6 +56,8 @@ from runtime.ml.state import TrainState
 
 INPUT_FRAC_BITS = 8  # a uint8 pixel p is the value p / 256
 MASTER_BOUND = float(1 << MASTER_BOUND_BITS)
+# Gradient dtypes the fused optimizer loop takes, by their C names.
+SGD_SOURCE_TYPES = {torch.float32: "float", torch.int32: "int32_t", torch.float64: "double"}
 
 
 class StepMetrics:
@@ -92,13 +95,11 @@ class Network:
 
 
 def get_backend(device: torch.device | str) -> str:
-    """The product route of a device: int8 products (torch._int_mm, exact in int32) on a CPU
-    where they are measurably faster than float32 ones, exact float32 products elsewhere. Both
-    give the same integers, so the choice never changes a hash, only the speed: on CPUs
-    without int8 dot-product instructions torch's int8 kernel is 40x slower than float32 (an
-    AVX2 EPYC here) and on some with them no faster (the AMX machine of issue 11)."""
-    if torch.device(device).type == "cpu" and has_fast_int8_matmul():
-        return INT8
+    """The product route of a device: on CPU the one the host measured and installed
+    (runtime/ml/accel.py: int8 products where they pay), exact float32 products elsewhere. Both
+    give the same integers, so the choice never changes a hash, only the speed."""
+    if torch.device(device).type == "cpu":
+        return accel.installed().cpu_backend
     return FLOAT
 
 
@@ -246,7 +247,7 @@ def apply_sgd_(state: TrainState, grad: torch.Tensor, hyper: HyperParams,
 
 def apply_gradients_(state: TrainState, grads: list[tuple[slice, Fx]], hyper: HyperParams) -> None:
     """Writes the gradients onto the master grid and takes the SGD step (`write_on_grid`, then
-    `apply_sgd_`): in one fused pass per parameter tensor on CPU (runtime/ml/kernels.py), else
+    `apply_sgd_`): in one fused pass per parameter tensor on CPU (gensyn_node/ml/kernels.py, lent through runtime/ml/accel.py), else
     as torch operations. The two give the same bits (tests/ml/test_kernels.py)."""
     plans = [plan_grid_write(x) for _, x in grads]
     kernels = get_kernels() if is_usable(state.params, state.momentum) else None

@@ -22,19 +22,17 @@ routes compute the same integers, so they give the same bits (tests/ml check bot
 
 from __future__ import annotations
 
-import functools
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from runtime.ml.accel import get_kernels, is_usable
 from runtime.ml.errors import ExactnessBoundError
-from runtime.ml.kernels import QUANTIZE_TYPES, get_kernels, is_usable
 
 F32_EXACT_BITS = 24
 F64_EXACT_BITS = 53
+QUANTIZE_TYPES = (torch.float32, torch.int8)  # operands the fused loops quantize float64 into
 F32_EXACT = 1 << F32_EXACT_BITS
 F64_EXACT = 1 << F64_EXACT_BITS
 
@@ -121,57 +119,6 @@ def requantize(x: Fx, bits: int, dtype: torch.dtype = torch.float32) -> Fx:
 INT8_BITS = 7
 INT32_MAX = (1 << 31) - 1
 SPLIT_MAX_BITS = 13
-
-
-# CPU flags (Linux /proc/cpuinfo names) of int8 dot-product instructions. Without them oneDNN's
-# int8 GEMM runs a slow generic kernel: on an AVX2-only AMD EPYC, torch._int_mm of 64x784 by
-# 784x256 took 177 ms against 4 ms for the same float32 product.
-INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
-
-
-@functools.cache
-def has_int8_matmul() -> bool:
-    """Whether int8 products pay on this CPU: torch._int_mm exists and the CPU has VNNI or AMX
-    (assumed when the flags cannot be read). Either route gives the same bits."""
-    if not hasattr(torch, "_int_mm"):
-        return False
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return not INT8_DOT_FLAGS.isdisjoint(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return True
-
-
-FAST_INT8_SPEEDUP = 2.0  # int8 must beat float32 by this much to pay for its splits and casts
-
-
-@functools.cache
-def has_fast_int8_matmul() -> bool:
-    """Whether this CPU runs torch._int_mm at least FAST_INT8_SPEEDUP times faster than a
-    float32 product of the same shape (the MLP's first layer), measured once per process,
-    best of a few runs of each. Only a speed decision: both routes compute the same integers."""
-    if not has_int8_matmul():
-        return False
-    gen = torch.Generator().manual_seed(0)
-    a = torch.randint(-127, 128, (64, 784), generator=gen, dtype=torch.int8)
-    b = torch.randint(-127, 128, (784, 256), generator=gen, dtype=torch.int8)
-    af, bf = a.to(torch.float32), b.to(torch.float32)
-
-    def best(fn: Callable[[], torch.Tensor], runs: int = 3) -> float:
-        fn()
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return min(times)
-
-    t_int8 = best(lambda: torch._int_mm(a, b))
-    t_f32 = best(lambda: torch.mm(af, bf))
-    return t_int8 * FAST_INT8_SPEEDUP <= t_f32
 
 
 class Workspace:

@@ -34,12 +34,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from runtime.ml.accel import FLOAT, INT8, get_kernels, is_usable
 from runtime.ml.errors import ExactnessBoundError
 from runtime.ml.fixed import (
     F32_EXACT,
     F64_EXACT,
     INT8_BITS,
     INT32_MAX,
+    QUANTIZE_TYPES,
     Fx,
     Split,
     Workspace,
@@ -54,11 +56,7 @@ from runtime.ml.fixed import (
     requantize,
     split_int8,
 )
-from runtime.ml.kernels import QUANTIZE_TYPES, get_kernels, is_usable
 from runtime.ml.models import MASTER_FRAC_BITS
-
-INT8 = "int8"
-FLOAT = "float"
 
 
 @dataclass(frozen=True, slots=True)

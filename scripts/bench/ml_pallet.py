@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from gensyn_node.ml.accel import provide_host_accel
 from gensyn_node.ml.datasets import load_mnist
 from runtime.hashing import blake2_256
 from runtime.merkle import merkle_levels
@@ -195,6 +196,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    provide_host_accel()
     torch.set_num_threads(1)
     splits = load_mnist()
     levels = merkle_levels(compute_leaves(splits.train.images.numpy(), splits.train.labels.numpy()))

@@ -16,6 +16,7 @@ import time
 
 import torch
 
+from gensyn_node.ml.accel import provide_host_accel
 from gensyn_node.ml.datasets import load_mnist
 from runtime.hashing import blake2_256
 from runtime.ml.engine import get_backend
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--models", default="mlp,cnn")
     args = parser.parse_args()
+    provide_host_accel()
     splits = load_mnist()
     cuda = torch.cuda.is_available()
     for name in args.models.split(","):

@@ -12,7 +12,7 @@ Then a breakdown, so that a slow machine shows where it is slow: both engines ru
 torch profiler, which gives per-step ms, the top operations by self CPU time, and the peak of
 the memory each engine allocates during its steps (tensors alive beforehand, such as the
 parameters, are reported apart as state_mb). Time spent outside torch operations (the fused C
-loops of runtime/ml/kernels.py, Python) is `outside_ops_ms`. Prints one JSON object per model.
+loops of gensyn_node/ml/kernels.py, Python) is `outside_ops_ms`. Prints one JSON object per model.
 
     .venv/bin/python scripts/bench/training.py [--models mlp,cnn] [--mlp-epochs 5] [--cnn-epochs 2]
         [--threads 1] [--mlp-lr 0.02] [--cnn-lr 0.05] [--profile-steps 200] [--default-allocator]
@@ -28,13 +28,14 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from gensyn_node.ml.accel import provide_host_accel
 from gensyn_node.ml.datasets import load_mnist
 from gensyn_node.ml.tuning import configure_allocator
 from runtime.hashing import blake2_256
+from runtime.ml.accel import get_kernels
 from runtime.ml.data import get_batch
 from runtime.ml.engine import apply_train_step_, compute_accuracy, get_backend
 from runtime.ml.job import TrainingJob, hyper_from_floats
-from runtime.ml.kernels import get_kernels
 from runtime.ml.models import get_model
 from runtime.ml.native import build_native, compute_native_accuracy, to_native_input
 from runtime.ml.segments import initial_state, run_segment
@@ -196,6 +197,7 @@ def main() -> None:
     parser.add_argument("--default-allocator", action="store_true",
                         help="leave glibc malloc's thresholds alone (see gensyn_node/ml/tuning.py)")
     args = parser.parse_args()
+    provide_host_accel()
     allocator = "glibc default" if args.default_allocator or not configure_allocator() else "glibc tuned"
     splits = load_mnist()
     for name in args.models.split(","):

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from gensyn_node.ml.accel import provide_host_accel
 from gensyn_node.ml.datasets import load_mnist
 from gensyn_node.ml.remote import NodeBlobs
 from gensyn_node.ml.tuning import configure_allocator
@@ -176,6 +177,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0, help="seed of the verifiers' draw")
     args = parser.parse_args()
+    provide_host_accel()
     configure_allocator()
     torch.set_num_threads(args.threads)
     splits = load_mnist()

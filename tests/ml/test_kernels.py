@@ -10,17 +10,17 @@ import sys
 import pytest
 import torch
 
+from gensyn_node.ml.kernels import load_kernels
 from runtime.ml.engine import apply_sgd_, write_on_grid
 from runtime.ml.fixed import Fx
 from runtime.ml.job import HYPER_FRAC_BITS, HyperParams
-from runtime.ml.kernels import get_kernels
 from runtime.ml.layers import col2im_nhwc
 from runtime.ml.models import MASTER_BOUND_BITS
 from runtime.ml.state import TrainState
 
 BOUND = float(1 << MASTER_BOUND_BITS)
 
-pytestmark = pytest.mark.skipif(get_kernels() is None, reason="no C compiler: the engine runs the torch chain")
+pytestmark = pytest.mark.skipif(load_kernels() is None, reason="no C compiler: the engine runs the torch chain")
 
 
 def _grid_values(n: int, seed: int, bits: int = MASTER_BOUND_BITS) -> torch.Tensor:
@@ -32,7 +32,7 @@ def _grid_values(n: int, seed: int, bits: int = MASTER_BOUND_BITS) -> torch.Tens
 
 
 def test_abs_max_and_quantize_match_torch():
-    k = get_kernels()
+    k = load_kernels()
     w = _grid_values(10_001, 1)
     assert k.abs_max(w) == float(w.abs().max())
     assert k.abs_max(w[:0]) == 0.0
@@ -51,7 +51,7 @@ def test_col2im_matches_torch(dtype):
     cols = torch.randint(-(1 << 22), 1 << 22, (3 * 7 * 5, 3 * 3 * 5), generator=gen).to(dtype)
     out = torch.empty(shape, dtype=torch.float64)
     expected = col2im_nhwc(cols.to(torch.float64), shape, 3)
-    assert torch.equal(get_kernels().col2im(cols, shape, 3, out), expected)
+    assert torch.equal(load_kernels().col2im(cols, shape, 3, out), expected)
 
 
 @pytest.mark.parametrize("src_dtype,e,bits", [(torch.float32, -40, 20), (torch.int32, -20, 30),
@@ -78,21 +78,24 @@ def test_sgd_matches_write_on_grid_then_apply_sgd(src_dtype, e, bits, wd_q16):
     wd = wd_q16 * scale
     grad_bound = plan.bound + (wd * BOUND + 1.0 if wd else 0.0)
     mu = hyper.momentum_q16 * scale
-    get_kernels().sgd(w, m, g, plan.scale, plan.round, plan.clamp, wd, mu, hyper.lr_q16 * scale,
+    load_kernels().sgd(w, m, g, plan.scale, plan.round, plan.clamp, wd, mu, hyper.lr_q16 * scale,
                       grad_bound + mu * BOUND > BOUND, BOUND)
     assert torch.equal(w, ref.params) and torch.equal(m, ref.momentum)
 
 
 HASH_SCRIPT = """
-import json, torch
+import json, sys, torch
+from gensyn_node.ml.accel import provide_host_accel
 from gensyn_node.ml.datasets import load_mnist, make_subset
 from runtime.ml.data import get_batch
 from runtime.ml.engine import apply_train_step_, build_network
 from runtime.ml.job import HyperParams, TrainingJob
-from runtime.ml.kernels import get_kernels
+from runtime.ml.accel import get_kernels
 from runtime.ml.models import get_model
 from runtime.ml.segments import initial_state
 from runtime.ml.state import compute_state_hash
+if sys.argv[1] == "host":
+    provide_host_accel()  # else the runtime alone: plain torch chains
 torch.set_num_threads(1)
 subset = make_subset(load_mnist().train, 512, seed=7)
 out = {"kernels": get_kernels() is not None}
@@ -110,14 +113,14 @@ print(json.dumps(out))
 
 
 def test_training_gives_the_same_hash_with_and_without_the_kernels():
+    """With the host's accelerations, and with the runtime alone (nothing provided: the torch
+    chains), one hash."""
     results = []
-    for off in (False, True):
-        env = dict(os.environ)
-        env.pop("GENSYN_NO_KERNELS", None)
-        if off:
-            env["GENSYN_NO_KERNELS"] = "1"
-        proc = subprocess.run([sys.executable, "-c", HASH_SCRIPT], capture_output=True, text=True, timeout=240,
-                              check=True, env=env)
+    env = dict(os.environ)
+    env.pop("GENSYN_NO_KERNELS", None)
+    for mode in ("host", "runtime-only"):
+        proc = subprocess.run([sys.executable, "-c", HASH_SCRIPT, mode], capture_output=True, text=True,
+                              timeout=240, check=True, env=env)
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     assert [r.pop("kernels") for r in results] == [True, False]
     assert results[0] == results[1]

@@ -13,8 +13,9 @@ does (the default rounding mode, which neither changes). The code is plain C99 c
 rounds. tests/ml/test_kernels.py compares every loop with the torch chain.
 
 The library is compiled once per machine with the system C compiler (cc, or $CC) into the
-user's cache; where there is no compiler, or it fails, `get_kernels` returns None and the engine
-runs the torch chain (same bits, slower). Nothing here is used for tensors off the CPU.
+user's cache; where there is no compiler, or it fails, `load_kernels` returns None and the engine
+runs the torch chain (same bits, slower). Nothing here is used for tensors off the CPU. The node
+hands the loaded library to the runtime through runtime/ml/accel.py (gensyn_node/ml/accel.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import tempfile
 from pathlib import Path
 
 import torch
+
+from runtime.ml.engine import SGD_SOURCE_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -143,12 +146,10 @@ CFLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC
 _F64, _I64, _I32 = ctypes.c_double, ctypes.c_int64, ctypes.c_int32
 _P = ctypes.c_void_p
 _SGD_ARGS = [_P, _P, _P, _I64, _F64, _I32, _I32, _F64, _F64, _F64, _I32, _F64]
-QUANTIZE_TYPES = (torch.float32, torch.int8)
-SGD_SOURCE_TYPES = {torch.float32: "float", torch.int32: "int32_t", torch.float64: "double"}
 
 
-class Kernels:
-    """The loaded library; each method takes contiguous CPU tensors."""
+class CKernels:
+    """The loaded library (runtime.ml.accel.Kernels); each method takes contiguous CPU tensors."""
 
     def __init__(self, lib: ctypes.CDLL):
         self._abs_max = {torch.float64: lib.gs_abs_max_f64, torch.float32: lib.gs_abs_max_f32}
@@ -192,11 +193,6 @@ class Kernels:
                              int(clamp_g), wd, mu, lr, int(clamp_m), bound)
 
 
-def is_usable(*tensors: torch.Tensor) -> bool:
-    """Whether the C loops can take these tensors (CPU, contiguous, no autograd)."""
-    return all(t.device.type == "cpu" and t.is_contiguous() and not t.requires_grad for t in tensors)
-
-
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "gensyn-node" / "kernels"
@@ -229,7 +225,7 @@ def _build(cc: str, target: Path) -> None:
 
 
 @functools.cache
-def get_kernels() -> Kernels | None:
+def load_kernels() -> CKernels | None:
     """The fused loops, compiled on first use; None where they cannot be built or loaded, or
     where GENSYN_NO_KERNELS is set (the torch chain then runs: same bits)."""
     if os.environ.get("GENSYN_NO_KERNELS"):
@@ -243,7 +239,7 @@ def get_kernels() -> Kernels | None:
         if not target.exists():
             _build(cc, target)
             log.info("event=kernels_built path=%s", target)
-        return Kernels(ctypes.CDLL(str(target)))
+        return CKernels(ctypes.CDLL(str(target)))
     except (OSError, subprocess.SubprocessError) as exc:
         log.warning("event=kernels_unavailable reason=%s", type(exc).__name__)
         return None
