@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 SOURCE = r"""
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 static inline double clampd(double v, double b) { return v < -b ? -b : (v > b ? b : v); }
 
@@ -137,6 +138,40 @@ COL2IM_LOOP(int32_t)
 SGD_LOOP(float)
 SGD_LOOP(int32_t)
 SGD_LOOP(double)
+
+/* NHWC patches (layers.im2col_nhwc): out (b, ho, wo, k, k, c). For one patch and kernel row i
+ * the k pixels and their c channels are adjacent in x, so each is one copy of k*c values. */
+#define IM2COL_LOOP(T, NAME)                                                                 \
+    void gs_im2col_##NAME(const T *x, int64_t b, int64_t h, int64_t w, int64_t c, int64_t k,  \
+                          T *out) {                                                            \
+        int64_t ho = h - k + 1, wo = w - k + 1, run = k * c;                                 \
+        for (int64_t n = 0; n < b; n++)                                                      \
+            for (int64_t y = 0; y < ho; y++)                                                 \
+                for (int64_t x0 = 0; x0 < wo; x0++) {                                        \
+                    T *p = out + ((n * ho + y) * wo + x0) * k * run;                         \
+                    for (int64_t i = 0; i < k; i++)                                          \
+                        memcpy(p + i * run, x + ((n * h + y + i) * w + x0) * c,              \
+                               (size_t)run * sizeof(T));                                     \
+                }                                                                            \
+    }
+IM2COL_LOOP(int8_t, i8)
+IM2COL_LOOP(float, f32)
+
+/* t = 128*hi + lo for integer-valued float32 |t| <= 2^13 - 1 (fixed.split_int8): hi = rint(t/128)
+ * (t/128 is exact, a power-of-two scale), lo = t - 128*hi (exact: small integers). */
+void gs_split_f32_i8(const float *t, int64_t n, int8_t *hi, int8_t *lo) {
+    for (int64_t i = 0; i < n; i++) {
+        float h = rintf(t[i] * 0.0078125f);
+        hi[i] = (int8_t)h;
+        lo[i] = (int8_t)(t[i] - 128.0f * h);
+    }
+}
+
+/* hi_i = 128*hi_i + lo_i in place: the halves of a split product rejoined (fixed.int8_product);
+ * the caller's bound keeps every value inside int32. */
+void gs_join_i32(int32_t *hi, const int32_t *lo, int64_t n) {
+    for (int64_t i = 0; i < n; i++) hi[i] = hi[i] * 128 + lo[i];
+}
 """
 
 # -ffp-contract=off: no fused multiply-adds (they would be exact here too, but the argument
@@ -169,6 +204,13 @@ class CKernels:
         self._sgd = {dtype: getattr(lib, "gs_sgd_" + name) for dtype, name in SGD_SOURCE_TYPES.items()}
         for fn in self._sgd.values():
             fn.restype, fn.argtypes = None, _SGD_ARGS
+        self._im2col = {torch.int8: lib.gs_im2col_i8, torch.float32: lib.gs_im2col_f32}
+        for fn in self._im2col.values():
+            fn.restype, fn.argtypes = None, [_P, _I64, _I64, _I64, _I64, _I64, _P]
+        self._split = lib.gs_split_f32_i8
+        self._split.restype, self._split.argtypes = None, [_P, _I64, _P, _P]
+        self._join = lib.gs_join_i32
+        self._join.restype, self._join.argtypes = None, [_P, _P, _I64]
 
     def abs_max(self, x: torch.Tensor) -> float:
         return float(self._abs_max[x.dtype](x.data_ptr(), x.numel()))
@@ -182,6 +224,20 @@ class CKernels:
         """layers.col2im_nhwc into a float64 `out` of `shape`, from float32 or int32 cols."""
         self._col2im[cols.dtype](cols.data_ptr(), *shape, k, out.data_ptr())
         return out
+
+    def im2col(self, x: torch.Tensor, k: int, out: torch.Tensor) -> torch.Tensor:
+        """layers.im2col_nhwc of an int8 or float32 (b, h, w, c) tensor into `out`."""
+        self._im2col[x.dtype](x.data_ptr(), *x.shape, k, out.data_ptr())
+        return out
+
+    def split_int8(self, t: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor) -> None:
+        """fixed.split_int8 of a float32 tensor into the int8 tensors hi and lo."""
+        self._split(t.data_ptr(), t.numel(), hi.data_ptr(), lo.data_ptr())
+
+    def join_halves_(self, hi: torch.Tensor, lo: torch.Tensor) -> torch.Tensor:
+        """hi <- 128*hi + lo in place, int32."""
+        self._join(hi.data_ptr(), lo.data_ptr(), hi.numel())
+        return hi
 
     def quantize(self, x: torch.Tensor, scale: float, out: torch.Tensor) -> torch.Tensor:
         self._quantize[out.dtype](x.data_ptr(), x.numel(), scale, out.data_ptr())

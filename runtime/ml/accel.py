@@ -38,6 +38,15 @@ class Kernels(Protocol):
     def quantize(self, x: torch.Tensor, scale: float, out: torch.Tensor) -> torch.Tensor:
         """out <- rint(x * scale), float64 to float32 or int8."""
 
+    def im2col(self, x: torch.Tensor, k: int, out: torch.Tensor) -> torch.Tensor:
+        """layers.im2col_nhwc of an int8 or float32 (b, h, w, c) tensor into `out`."""
+
+    def split_int8(self, t: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor) -> None:
+        """fixed.split_int8 of a float32 tensor into int8 hi and lo."""
+
+    def join_halves_(self, hi: torch.Tensor, lo: torch.Tensor) -> torch.Tensor:
+        """hi <- 128*hi + lo in place, int32 (a split product's halves rejoined)."""
+
     def sgd(self, w: torch.Tensor, m: torch.Tensor, src: torch.Tensor, scale: float, round_g: bool,
             clamp_g: bool, wd: float, mu: float, lr: float, clamp_m: bool, bound: float) -> None:
         """One parameter tensor's optimizer step in place (engine.apply_gradients_)."""

@@ -150,7 +150,17 @@ class Split:
 
 def split_int8(t: torch.Tensor, ws: Workspace | None = None, key: str = "split") -> Split:
     """t = 128·hi + lo for integer-valued float32 t with |t| <= 2^13 - 1: hi = round(t/128)
-    (|hi| <= 64), lo = t - 128·hi (|lo| <= 64), both exact and both int8."""
+    (|hi| <= 64), lo = t - 128·hi (|lo| <= 64), both exact and both int8. On CPU in one fused
+    pass; the torch chain elsewhere."""
+    kernels = get_kernels() if t.dtype == torch.float32 and is_usable(t) else None
+    if kernels is not None:
+        shape = tuple(t.shape)
+        if ws is None:
+            hi8, lo8 = torch.empty(shape, dtype=torch.int8), torch.empty(shape, dtype=torch.int8)
+        else:
+            hi8, lo8 = ws.get(key + ".h8", shape, torch.int8, t.device), ws.get(key + ".l8", shape, torch.int8, t.device)
+        kernels.split_int8(t, hi8, lo8)
+        return Split(hi8, lo8)
     if ws is None:
         hi = torch.mul(t, pow2(-INT8_BITS)).round_()
         lo = torch.add(t, hi, alpha=-(1 << INT8_BITS))
@@ -206,6 +216,9 @@ def int8_product(a: torch.Tensor | Split, b: torch.Tensor | Split, a_bits: int, 
         k = a8.shape[-1]
         r_hi, r_lo = _int_mm(a8, sb.hi, ws, key + "hi"), _int_mm(a8, sb.lo, ws, key + "lo")
     if k * max_mantissa(a_bits) * max_mantissa(b_bits) <= INT32_MAX:
+        kernels = get_kernels() if is_usable(r_hi, r_lo) else None
+        if kernels is not None:
+            return kernels.join_halves_(r_hi, r_lo)
         return r_hi.mul_(1 << INT8_BITS).add_(r_lo)
     return r_hi.to(torch.float64).mul_(1 << INT8_BITS).add_(r_lo)
 

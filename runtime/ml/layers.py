@@ -216,6 +216,9 @@ def im2col_nhwc(x: torch.Tensor, k: int, out: torch.Tensor | None = None) -> tor
     ho, wo = h - k + 1, w - k + 1
     if out is None:
         out = torch.empty((b * ho * wo, k * k * c), dtype=x.dtype, device=x.device)
+    kernels = get_kernels() if x.dtype in (torch.int8, torch.float32) and is_usable(x, out) else None
+    if kernels is not None:  # one copy per patch row instead of a strided gather
+        return kernels.im2col(x, k, out)
     if c == 1:  # without the unit channel dim the copy's inner loop runs along a kernel row
         out.view(b, ho, wo, k, k).copy_(x[..., 0].unfold(1, k, 1).unfold(2, k, 1))
     else:

@@ -124,3 +124,40 @@ def test_training_gives_the_same_hash_with_and_without_the_kernels():
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     assert [r.pop("kernels") for r in results] == [True, False]
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.float32])
+@pytest.mark.parametrize("c", [1, 5])
+def test_im2col_matches_the_strided_copy(dtype, c):
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randint(-127, 128, (3, 9, 7, c), generator=gen).to(dtype)
+    k = 3
+    expected = torch.empty((3 * 7 * 5, k * k * c), dtype=dtype)
+    if c == 1:
+        expected.view(3, 7, 5, k, k).copy_(x[..., 0].unfold(1, k, 1).unfold(2, k, 1))
+    else:
+        s = x.stride()
+        expected.view(3, 7, 5, k, k, c).copy_(x.as_strided((3, 7, 5, k, k, c), (s[0], s[1], s[2], s[1], s[2], s[3])))
+    out = torch.full(expected.shape, 99, dtype=dtype)
+    assert torch.equal(load_kernels().im2col(x, k, out), expected)
+
+
+def test_split_int8_matches_torch_including_ties():
+    """hi = round-half-even(t/128): t = 64 + 128j are exact ties."""
+    gen = torch.Generator().manual_seed(8)
+    t = torch.randint(-(1 << 13) + 1, 1 << 13, (10_007,), generator=gen).to(torch.float32)
+    t[:200] = (torch.arange(-100, 100) * 128 + 64).to(torch.float32).clamp_(-8191, 8191)
+    hi8, lo8 = torch.empty(t.shape, dtype=torch.int8), torch.empty(t.shape, dtype=torch.int8)
+    load_kernels().split_int8(t, hi8, lo8)
+    hi = torch.mul(t, 2.0**-7).round_()
+    assert torch.equal(hi8, hi.to(torch.int8))
+    assert torch.equal(lo8, torch.add(t, hi, alpha=-128).to(torch.int8))
+    assert torch.equal(hi8.to(torch.float32) * 128 + lo8.to(torch.float32), t)
+
+
+def test_join_halves_matches_torch():
+    gen = torch.Generator().manual_seed(9)
+    hi = torch.randint(-(1 << 23), 1 << 23, (4_099,), generator=gen, dtype=torch.int32)
+    lo = torch.randint(-(1 << 30), 1 << 30, (4_099,), generator=gen, dtype=torch.int32)
+    expected = hi.clone().mul_(128).add_(lo)
+    assert torch.equal(load_kernels().join_halves_(hi, lo), expected)
