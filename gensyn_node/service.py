@@ -95,6 +95,8 @@ class Node:
                                      blocks_pruning=config.blocks_pruning)
         try:
             self.store.initialize(self.genesis, genesis_nodes)
+            # At startup, not inside the first block import (a second at 1M accounts, a slot lost).
+            self.store.load_node_counts()
         except BaseException:
             self.store.close()
             raise

@@ -14,7 +14,7 @@ block that contains it is rejected whole.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,7 @@ from runtime.frame import NONE, DispatchError, signed
 from runtime.hashing import blake2_256
 from runtime.pallets.indices import SYSTEM
 from runtime.pallets.system import storage as system
-from runtime.pallets.system.account import get_account, put_account
+from runtime.pallets.system.account import account_key, get_account, put_account
 from runtime.pallets.system.events import EVENTS as SYSTEM_EVENTS
 from runtime.pallets.system.pallet import BLOCK_HASH_COUNT
 from runtime.pallets.transaction_payment.events import deposit_fee_paid
@@ -305,12 +305,17 @@ def execute_block(trie: Trie, block: Block, verify: SignatureChecker = verify_si
     try:
         runtime, ctx = initialize_block(state, header)
         ctx.verify = verify
-        outcomes = []
-        for index, raw in enumerate(block.extrinsics):
+        decoded: list[Extrinsic | CodecError] = []
+        for raw in block.extrinsics:
             try:
-                xt = decode_extrinsic(raw, runtime)
+                decoded.append(decode_extrinsic(raw, runtime))
             except CodecError as exc:
-                raise InvalidBlock(f"extrinsic {index} does not decode: {exc}") from None
+                decoded.append(exc)  # rejected at its turn, as if decoded there
+        state.prefetch(trie.get_many(touched_keys(decoded)))
+        outcomes = []
+        for index, xt in enumerate(decoded):
+            if isinstance(xt, CodecError):
+                raise InvalidBlock(f"extrinsic {index} does not decode: {xt}") from None
             outcomes.append(apply_extrinsic(runtime, ctx, xt, index))
         finalize_block(runtime, ctx, len(block.extrinsics))
     except TransactionValidityError as exc:
@@ -323,6 +328,22 @@ def execute_block(trie: Trie, block: Block, verify: SignatureChecker = verify_si
     if diff.root != header.state_root:
         raise InvalidBlock("state root does not match the header's")
     return ExecutedBlock.from_diff(diff, state.changes, tuple(outcomes))
+
+
+def touched_keys(extrinsics: Iterable[Extrinsic | CodecError]) -> list[bytes]:
+    """The storage keys a block's extrinsics will likely read, listed without executing them:
+    each signer's account (nonce and fee) and every account a call names by MultiAddress::Id
+    (a transfer's destination), so that they can be read from the state in one walk."""
+    keys = []
+    for xt in extrinsics:
+        if isinstance(xt, CodecError):
+            continue
+        if xt.signer is not None:
+            keys.append(account_key(xt.signer))
+        for arg in xt.call[2].values():
+            if type(arg) is tuple and len(arg) == 2 and arg[0] == "Id" and type(arg[1]) is bytes:
+                keys.append(account_key(arg[1]))
+    return keys
 
 
 SignatureCheck = tuple[str, bytes, bytes, bytes]  # scheme, public key, message, signature

@@ -9,7 +9,7 @@ layer opened, stay.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 _MISSING = object()
 
@@ -37,6 +37,13 @@ class OverlayState:
             if value is _MISSING:
                 value = self._read_cache[key] = self._base_get(key)
         return value  # type: ignore[return-value]
+
+    def prefetch(self, base_values: Mapping[bytes, bytes | None]) -> None:
+        """Take values read ahead from the base (its values at these keys), so that the reads
+        that come find them without a walk of their own."""
+        read_cache = self._read_cache
+        for key, value in base_values.items():
+            read_cache.setdefault(key, value)
 
     def set(self, key: bytes, value: bytes | None) -> None:
         if self._marks:

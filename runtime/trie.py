@@ -126,6 +126,43 @@ class Trie:
                 return None
             depth += 1
 
+    def get_many(self, keys: Iterable[bytes]) -> dict[bytes, bytes | None]:
+        """The value (or None) of each key, read in one walk: the keys in order, each node on
+        their paths loaded once however many keys pass through it (a block's touched keys,
+        read ahead of its execution)."""
+        ordered = sorted(set(keys))
+        result: dict[bytes, bytes | None] = dict.fromkeys(ordered)
+        if self.root == EMPTY_ROOT or not ordered:
+            return result
+        paths = [k.hex() for k in ordered]
+        load = self.load_node
+        young = self._cache._young.get
+        # Entries: (node, depth of its partial key, the range of paths under it).
+        stack: list[tuple[bytes, int, int, int]] = [(self.root, 0, 0, len(paths))]
+        while stack:
+            node_hash, depth, lo, hi = stack.pop()
+            partial, children, value = young(node_hash) or load(node_hash)
+            end = depth + len(partial)
+            if partial:
+                prefix = paths[lo][:depth] + partial
+                lo = bisect_left(paths, prefix, lo, hi)
+                hi = bisect_left(paths, prefix + "~", lo, hi)  # "~" sorts after every hex digit
+            if lo < hi and len(paths[lo]) == end:
+                result[ordered[lo]] = value
+                lo += 1
+            if children is None:
+                continue
+            while lo < hi:
+                nibble = paths[lo][end]
+                j = lo + 1
+                if j < hi and paths[j][end] == nibble:
+                    j = bisect_left(paths, paths[lo][:end] + _NEXT[nibble], j + 1, hi)
+                child = children[_NIBBLE[nibble]]
+                if child is not None:
+                    stack.append((child, end + 1, lo, j))
+                lo = j
+        return result
+
     def iter_prefix(self, prefix: bytes, start_after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) whose key starts with `prefix`, in key order, after `start_after`."""
         if self.root == EMPTY_ROOT:

@@ -154,6 +154,29 @@ def test_trie_new_nodes_are_only_the_dirty_path() -> None:
     assert trie.apply({b"absent": None}) == (trie.root, {})
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(KEYS, VALUES, max_size=40), st.lists(KEYS, max_size=30))
+def test_trie_get_many_matches_get_for_present_and_absent_keys(items: dict, extra: list[bytes]) -> None:
+    store, trie = build(items)
+    wanted = list(items)[::2] + extra + extra[:3]  # some present, some absent, some repeated
+    cold = Trie(trie.root, store.get, NodeCache(capacity=4))  # the walk reads through the store
+    assert cold.get_many(wanted) == {k: items.get(k) for k in wanted}
+
+
+def test_trie_get_many_loads_each_node_once() -> None:
+    items = {bytes([a, b]): bytes([a, b]) for a in range(16) for b in range(16)}
+    store, trie = build(items)
+    reads: Counter[bytes] = Counter()
+
+    def counting_get(node_hash: bytes) -> bytes | None:
+        reads[node_hash] += 1
+        return store.get(node_hash)
+
+    values = Trie(trie.root, counting_get, NodeCache(capacity=1)).get_many(list(items) + [b"\x00\x00\x00"])
+    assert values == {**items, b"\x00\x00\x00": None}
+    assert set(reads.values()) == {1} and set(reads) == reachable(store, trie.root)
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     st.dictionaries(KEYS, VALUES, max_size=40),

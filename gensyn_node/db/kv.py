@@ -59,7 +59,8 @@ class KVStore(Protocol):
         ...
 
     def iterate_keys(self, prefix: bytes) -> Iterator[bytes]:
-        """The keys under `prefix` in key order, without reading their values. A snapshot."""
+        """The keys under `prefix` in key order, without reading their values. A snapshot; a
+        bulk scan, so it leaves the store's block cache to the reads that will come again."""
         ...
 
     def write(self, puts: Puts, deletes: Iterable[bytes] = ()) -> None:
@@ -257,7 +258,7 @@ class LevelKV:
 
     def iterate_keys(self, prefix: bytes) -> Iterator[bytes]:
         lower, upper = _bounds(prefix, None, False)
-        return self._guarded(self.db.iterator(start=lower, stop=upper, include_value=False))
+        return self._guarded(self.db.iterator(start=lower, stop=upper, include_value=False, fill_cache=False))
 
     def _guarded(self, iterator: Iterator[Any]) -> Iterator[Any]:
         try:

@@ -107,23 +107,19 @@ class NodeCounts:
         rc_prefix = len(keys.TRIE_REFCOUNT)
         self.multi = {k[rc_prefix:]: int.from_bytes(v, "big") for k, v in self.kv.iterate(keys.TRIE_REFCOUNT)}
         node_prefix = len(keys.TRIE_NODE)
-        probes: list[np.ndarray] = []
-        chunk: list[bytes] = []
+        # Each node's first 12 bytes, packed in one buffer: no object per node survives the scan.
+        packed = bytearray()
         for key in self.kv.iterate_keys(keys.TRIE_NODE):
-            chunk.append(key[node_prefix:node_prefix + 12])
-            if len(chunk) == 65_536:
-                probes.append(_probes_of(chunk))
-                chunk = []
-        if chunk:
-            probes.append(_probes_of(chunk))
-        count = sum(len(p) for p in probes)
+            packed += key[node_prefix:node_prefix + 12]
+        probes = _probes_of_packed(bytes(packed))
+        del packed
+        count = len(probes)
         capacity = max(2 * count, 1 << 18)
-        size = 1 << (capacity * self.BITS_PER_NODE - 1).bit_length()
+        size = min(1 << (capacity * self.BITS_PER_NODE - 1).bit_length(), 1 << 32)  # probes are u32
         self._bits = np.zeros(size >> 3, dtype=np.uint8)
         self._mask = size - 1
         self._room = capacity - count
-        for part in probes:
-            self._set(part)
+        self._set(probes)
         log.debug("node filter built nodes=%d bytes=%d multi=%d", count, size >> 3, len(self.multi))
 
     def _set(self, probes: np.ndarray) -> None:
@@ -148,8 +144,12 @@ class NodeCounts:
 
 def _probes_of(hashes: list[bytes]) -> np.ndarray:
     """Three 32-bit probes from each hash's first 12 bytes (node hashes are uniform already)."""
-    data = b"".join(h[:12] for h in hashes)
-    return np.frombuffer(data, dtype="<u4").reshape(-1, 3).astype(np.int64)
+    return _probes_of_packed(b"".join(h[:12] for h in hashes))
+
+
+def _probes_of_packed(data: bytes) -> np.ndarray:
+    # uint32 throughout: the filter has at most 2**32 bits, so the masked probes fit.
+    return np.frombuffer(data, dtype="<u4").reshape(-1, 3)
 
 
 class Batch:

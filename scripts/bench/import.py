@@ -18,14 +18,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from sigverify import time_verify
+
 from gensyn_node.block_import import import_block
 from gensyn_node.chain_db import ChainStore
 from gensyn_node.keyring import keypair_from_seed
 from gensyn_node.sigcache import SignatureCache
 from gensyn_node.sigworker import SignatureWorker
-from runtime.crypto import ED25519, verify_signature
+from runtime.crypto import ED25519
 from runtime.executive import BlockBuilder, execute_block
-from runtime.extrinsic import decode_extrinsic, encode_signed, signing_payload
+from runtime.extrinsic import encode_signed, signing_payload
 from runtime.genesis import build_genesis
 from runtime.params import ChainParameters
 from runtime.trie import Trie
@@ -57,21 +59,6 @@ def build_chain(accounts: int, blocks: int, per_block: int, seed: int):
         chain.append(block)
         parent = block.header
     return genesis, nodes, chain, runtime
-
-
-def time_verify(chain, runtime, genesis_hash: bytes) -> tuple[float, int]:
-    """Raw signature verification of every transfer in the chain (payloads prepared first)."""
-    items = []
-    for block in chain:
-        for raw in block.extrinsics[1:]:
-            xt = decode_extrinsic(raw, runtime)
-            payload = signing_payload(xt.call_bytes, xt.era_bytes, xt.nonce, xt.tip, 1, 1, genesis_hash, genesis_hash)
-            items.append((xt.signer, payload, xt.signature))
-    started = time.perf_counter()
-    for public, payload, signature in items:
-        if not verify_signature(ED25519, public, payload, signature):
-            raise SystemExit("benchmark bug: a signature did not verify")
-    return time.perf_counter() - started, len(items)
 
 
 def time_import(genesis, nodes, chain) -> dict[str, float]:

@@ -220,3 +220,44 @@ def test_blocks_pruning_archive_keeps_fork_bodies_but_not_their_states():
     with pytest.raises(StateDiscarded):
         store.state_at(fork[0].hash)
     check_pruned_store(store)
+
+
+def test_node_filter_built_from_leveldb_knows_every_stored_node(tmp_path):
+    """The filter NodeCounts builds by scanning a LevelDB store has no false negative (a node it
+    called absent would be written over its count), and rejects most nodes the store lacks."""
+    from gensyn_node.db.kv import LevelKV
+    from gensyn_node.db.state_db import NodeCounts
+    from runtime.hashing import blake2_256
+
+    kv = LevelKV(str(tmp_path / "db"))
+    _header, nodes, store = _store(kv=kv)
+    counts = NodeCounts(kv)
+    counts.load()
+    stored = [k[len(keys.TRIE_NODE):] for k in kv.iterate_keys(keys.TRIE_NODE)]
+    assert sorted(stored) == sorted(nodes)
+    assert counts.may_hold(stored).all()
+    absent = [blake2_256(i.to_bytes(4, "big")) for i in range(2000)]
+    assert counts.may_hold(absent).sum() < 40
+    store.close()
+
+
+def test_node_counts_loaded_at_open_serve_the_first_commit(tmp_path):
+    """load_node_counts does the first commit's scan ahead (a node calls it at startup): the
+    first commit then reads no node keys, and an archive store has nothing to load."""
+    from gensyn_node.db.kv import LevelKV
+
+    path = str(tmp_path / "db")
+    header, _nodes, store = _store(kv=LevelKV(path))
+    store.close()
+    store = ChainStore(LevelKV(path))
+    store.load_node_counts()
+    assert store._counts._bits is not None
+    scans = []
+    original = store.kv.iterate_keys
+    store.kv.iterate_keys = lambda prefix: scans.append(prefix) or original(prefix)  # type: ignore[method-assign]
+    _extend(store, header, header.hash, 2)
+    assert scans == []
+    store.close()
+    archive = ChainStore(MemoryKV(), state_pruning=StatePruning.parse("archive"))
+    archive.load_node_counts()
+    assert archive._counts._bits is None

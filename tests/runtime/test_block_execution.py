@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 
 from gensyn_node.keyring import dev_account
 from runtime.block import Block, compute_extrinsics_root, pre_runtime_digest
+from runtime.codec.errors import CodecError
 from runtime.codec.scale import Variant, Vec
 from runtime.executive import (
     BLOCK_HASH_COUNT,
     InvalidBlock,
     execute_block,
+    touched_keys,
     validate_transaction,
 )
 from runtime.extrinsic import encode_unsigned
@@ -155,6 +157,23 @@ def test_block_with_undecodable_extrinsic_rejected(trie, store, good_block):
     for junk in (b"", b"\x08\x84\x00", good_block.block.extrinsics[1] + b"\x00"):
         assert_rejected(trie, store, _rebody(good_block.block, good_block.block.extrinsics + (junk,)),
                         "does not decode")
+
+
+def test_block_rejection_reason_is_the_first_bad_extrinsic_in_order(trie, store, good_block):
+    """Extrinsics are decoded (and their keys read) ahead of execution, yet the block is refused
+    for its first bad extrinsic, as if each were decoded at its turn."""
+    xts = good_block.block.extrinsics
+    assert_rejected(trie, store, _rebody(good_block.block, xts + (xts[1], b"\x08\x84\x00")), "Stale")
+    assert_rejected(trie, store, _rebody(good_block.block, xts + (b"\x08\x84\x00", xts[1])), "does not decode")
+
+
+def test_touched_keys_list_signers_and_named_accounts(alice, bob, transfer):
+    from runtime.extrinsic import decode_extrinsic, encode_signed
+    from runtime.pallets.system.account import account_key
+
+    raw = encode_signed(transfer(bob.public, 10**15), alice.public, "Sr25519", bytes(64), None, 0, 0)
+    xt = decode_extrinsic(raw, get_runtime(1))
+    assert touched_keys([xt, CodecError("skipped")]) == [account_key(alice.public), account_key(bob.public)]
 
 
 def test_block_without_pre_runtime_digest_rejected(trie, store, good_block):
