@@ -168,13 +168,22 @@ class VerifierDaemon:
         args = {"job": job_id, "segment": segment, "end_state_hash": hashes[segment + 1],
                 "proof": get_checkpoint_proof(hashes, segment + 1)}
         if try_send(self.view, self.emit, "attest", args):
-            self.emit("attested", job=job_id, segment=segment, lazy=self.lazy)
+            # In a block is not succeeded: read the attestation back (the window may have closed).
+            after = self.view.get_job(job_id) or {"attestations": []}
+            if any(a["verifier"] == self.view.me and a["segment"] == segment for a in after["attestations"]):
+                self.emit("attested", job=job_id, segment=segment, lazy=self.lazy)
+            else:
+                self.emit("attest_failed", job=job_id, segment=segment, reason="not_recorded_in_its_block")
         self.handled.add((job_id, segment))
 
     def challenge(self, job: dict[str, Any], segment: int, got: bytes, expected: bytes) -> None:
         job_id = job["id"]
         args = {"job": job_id, "segment": segment, "claimed_end_hash": got, "bond": self.bond}
         if try_send(self.view, self.emit, "challenge", args):
+            dispute = self.view.get_dispute(job_id)
+            if dispute is None or dispute["challenger"] != self.view.me:
+                self.emit("challenge_failed", job=job_id, segment=segment, reason="not_recorded_in_its_block")
+                return
             self.emit("challenge", job=job_id, segment=segment, bond=self.bond, solver_claims="0x" + expected.hex()[:16],
                       rerun_gives="0x" + got.hex()[:16])
             self.statuses[job_id] = "Disputed"

@@ -32,8 +32,10 @@ def write_fast_spec(path: Path, validators: int = 1, slot_ms: int = 1000, **ml: 
 class WorkerProcess:
     """`gensyn-node solver|verifier ...` with its event lines kept in `lines`."""
 
-    def __init__(self, role: str, url: str, key: str, stake: str, *extra: str, echo: Any = None) -> None:
+    def __init__(self, role: str, url: str, key: str, stake: str, *extra: str, echo: Any = None,
+                 label: str | None = None) -> None:
         self.role = role
+        self.label = label or role
         self.args = [*NODE, role, "--rpc", url, "--key", key, "--stake", stake, "--threads", "1", *extra]
         self.lines: list[str] = []
         self.proc: subprocess.Popen | None = None
@@ -56,7 +58,7 @@ class WorkerProcess:
                 self.lines.append(line.rstrip("\n"))
                 self._changed.notify_all()
             if self.echo is not None:
-                self.echo(self.role, line.rstrip("\n"))
+                self.echo(self.label, line.rstrip("\n"))
         with self._changed:
             self._eof = True
             self._changed.notify_all()
