@@ -164,3 +164,48 @@ def test_job_cli_and_workers_reject_bad_input_with_a_reason(node, tmp_path):
     finally:
         view.close()
         client.close()
+
+
+@pytest.mark.parametrize("cheat", ["skip-steps:2", "other-data"])
+def test_solver_that_skips_steps_or_trains_on_other_data_is_refereed_and_slashed(node, tmp_path, cheat):
+    solver = WorkerProcess("solver", node.url, SOLVER, "50u", "--dir", str(tmp_path / "solver"), "--no-progress",
+                           "--cheat", cheat).start()
+    verifier = WorkerProcess("verifier", node.url, VERIFIER, "10u").start()
+    view = ChainView(node.url)
+    try:
+        solver.wait_for("event=registered")
+        verifier.wait_for("event=registered")
+        job_id = submit(node)
+        # Every segment is wrong: the verifier challenges the first one it re-runs.
+        verifier.wait_for(f"event=challenge job={job_id} segment=0", timeout=180)
+        referee = event_fields(verifier.wait_for(f"event=referee_submitted job={job_id}"))
+        assert int(referee["step"]) == (1 if cheat.startswith("skip") else 0)  # the first step that differs
+        job = wait_until(lambda: (j := view.get_job(job_id))["status"] in ("Settled", "Rejected") and j, timeout=60)
+        assert job["status"] == "Rejected"
+        assert view.get_worker("Solver", dev_account("bob").public)["stake"] == 50 * UNIT - job["minSolverStake"]
+    finally:
+        view.close()
+        solver.stop()
+        verifier.stop()
+
+
+def test_lazy_verifier_attests_a_faked_segment_and_the_fraud_settles(node, tmp_path):
+    """The verifier's dilemma made visible: a verifier that does not re-run lets a fake through
+    (and is paid for it); only re-execution or a whistleblower catches it."""
+    solver = WorkerProcess("solver", node.url, SOLVER, "50u", "--dir", str(tmp_path / "solver"), "--no-progress",
+                           "--cheat", "fake-segment:1").start()
+    verifier = WorkerProcess("verifier", node.url, VERIFIER, "10u", "--cheat", "lazy").start()
+    view = ChainView(node.url)
+    try:
+        solver.wait_for("event=registered")
+        verifier.wait_for("event=registered")
+        job_id = submit(node)
+        for segment in range(4):
+            assert "lazy=True" in verifier.wait_for(f"event=attested job={job_id} segment={segment}", timeout=180)
+        job = wait_until(lambda: (j := view.get_job(job_id))["status"] in ("Settled", "Rejected") and j, timeout=60)
+        assert job["status"] == "Settled" and job["disputes"] == 0
+        assert not any("event=rerun" in line for line in verifier.lines)
+    finally:
+        view.close()
+        solver.stop()
+        verifier.stop()
