@@ -88,6 +88,15 @@ class ChainSpec:
         ]
         if not config["validators"]:
             raise ChainSpecError("genesis.validators: a chain needs at least one validator")
+        ml = g.get("mlCompute")
+        if ml is not None:
+            # The pallet's config overrides (timers in blocks, bounds), e.g. short windows for a devnet.
+            if not isinstance(ml, dict) or not isinstance(ml.get("config", {}), dict):
+                raise ChainSpecError("genesis.mlCompute: expected {\"config\": {field: integer}}")
+            try:
+                config["ml_compute"] = {"config": {k: int(v) for k, v in ml.get("config", {}).items()}}
+            except (TypeError, ValueError):
+                raise ChainSpecError("genesis.mlCompute.config: every value must be an integer") from None
         return config
 
     def build_genesis(self) -> tuple[Header, dict[bytes, bytes], dict[bytes, bytes]]:

@@ -325,7 +325,12 @@ class Network:
             await self._publish(self.protocols.votes_topic, data)
 
     def queue_transaction(self, data: bytes) -> None:
-        """Gossip a transaction this node accepted from a client, batched with others."""
+        """Gossip a transaction this node accepted from a client, batched with others. One
+        over the gossip bound (a referee call carries a whole training state) is not gossiped:
+        peers would reject the batch; it stays in this node's pool for its own blocks."""
+        if len(data) > messages.MAX_TX_BYTES:
+            log.info("event=tx_not_gossiped reason=oversize bytes=%d limit=%d", len(data), messages.MAX_TX_BYTES)
+            return
         try:
             self._tx_send.send_nowait(data)
         except trio.WouldBlock:

@@ -1,18 +1,20 @@
-"""The main job, as far as the product goes today: a local dev chain, real transactions from
-submission to finality, staking, and bit-for-bit reproducible MNIST training whose segment a
-verifier re-runs and matches.
+"""The main job: a 4-validator devnet, one solver and two verifiers (each its own process), an
+MNIST training job from submission to settlement, and the trained model downloaded.
 
-    .venv/bin/python scripts/demo.py [--steps 1000] [--keep DIR]
+    .venv/bin/python scripts/demo.py [--cheat] [--steps 400] [--keep DIR]
 
-Each step prints what it did; the node runs as a real process on loopback with LevelDB on disk.
+It prints the story as it happens: the job posted with its bounty in escrow, assigned by the
+chain's draw, training progress, committed, verified, settled, the test accuracy, the balances
+of submitter, solver and verifiers before and after, and the model file written. With
+`--cheat` the solver fakes one segment: the verifiers' re-run differs, a verifier challenges,
+each bisection round is shown, the runtime recomputes the one disputed step, the solver is
+slashed and the bounty refunded. Every process it started is stopped at the end.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,92 +23,185 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gensyn_node.chain_spec import UNIT
+from gensyn_node.chain_spec import UNIT, validator_names
+from gensyn_node.cli.devnet import read_node, start_nodes, stop_nodes
 from gensyn_node.client import NodeClient
-from gensyn_node.keyring import dev_account
-from tests.integration.nodeproc import NODE, NodeProcess
+from gensyn_node.keyring import dev_account, keypair_from_uri
+from gensyn_node.ml.chain import ChainView, is_final
+from runtime.ml.data import MNIST
+from tests.integration.workerproc import WorkerProcess, last_json, run_cli, write_fast_spec
+
+ROLES = {"submitter": "//Submitter", "solver": "//Solver", "verifier-1": "//Verifier1", "verifier-2": "//Verifier2"}
+SHOWN = ("registered", "training", "resumed", "checkpoint", "committed", "job_verifying", "rerun", "attested",
+         "challenge", "revealed", "bisect", "answer", "referee_input", "referee_submitted", "referee_withheld",
+         "job_settled", "job_rejected", "tx_failed", "attest_failed", "challenge_failed", "stopped")
+STARTED = time.monotonic()
 
 
-def step(title: str) -> None:
-    print(f"\n== {title}", flush=True)
+def say(text: str) -> None:
+    print(f"[{time.monotonic() - STARTED:6.1f}s] {text}", flush=True)
 
 
-def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    result = subprocess.run([*NODE, *args], cwd=ROOT, text=True, capture_output=True, timeout=timeout, check=False)
-    if result.returncode != 0:
-        raise SystemExit(f"gensyn-node {' '.join(args)} failed:\n{result.stderr}")
-    return result
+def echo(role: str, line: str) -> None:
+    parts = line.split()
+    if len(parts) > 1 and parts[1].startswith("event=") and parts[1][6:] in SHOWN:
+        say(f"  {role:<10} {' '.join(parts[1:])}")
 
 
-def run_chain(workdir: Path) -> None:
-    step("Starting a dev chain (alice validates; 1 s slots; LevelDB under the work directory)")
-    node = NodeProcess(workdir / "node").start()
-    client = NodeClient(node.url)
-    try:
-        print(f"node ready at {node.url}, chain '{client.rpc.call('system_chain')}', "
-              f"genesis 0x{client.genesis_hash.hex()[:16]}...")
-        alice, bob, charlie = dev_account("alice"), dev_account("bob"), dev_account("charlie")
-
-        step("Transfer 25 units alice -> bob, followed until finalized")
-        before = client.balance(bob.public).free
-        xt = client.sign(alice, client.encode_call("Balances", "transfer_keep_alive",
-                                                   {"dest": ("Id", bob.public), "value": 25 * UNIT}))
-        for status in client.submit_and_watch(xt, until="finalized"):
-            print(f"  status: {status}")
-        print(f"  bob: {before / UNIT:.1f} -> {client.balance(bob.public).free / UNIT:.1f} units")
-
-        step("charlie bonds 2,000 units and offers to validate (Staking.bond, Staking.validate)")
-        bond = client.sign(charlie, client.encode_call("Staking", "bond", {"value": 2000 * UNIT, "payee": ("Staked", None)}))
-        print(f"  bond: {client.submit_and_watch(bond, until='inBlock')[-1]}")
-        session = dev_account("charlie", "Ed25519").public
-        validate = client.sign(charlie, client.encode_call("Staking", "validate",
-                                                           {"prefs": {"commission": 0, "blocked": False}, "session_key": session}))
-        print(f"  validate: {client.submit_and_watch(validate, until='inBlock')[-1]}")
-        charlie_balance = client.balance(charlie.public)
-        print(f"  charlie: free {charlie_balance.free / UNIT:.1f}, reserved (bonded) {charlie_balance.reserved / UNIT:.1f}")
-        print(f"  best #{client.best_number()}, finalized #{client.finalized_number()}")
-    finally:
-        client.close()
-        node.stop()
-    print("node stopped; its database stays under", workdir / "node")
+def balances(client: NodeClient, keys: dict) -> dict[str, tuple[int, int]]:  # type: ignore[type-arg]
+    out = {}
+    for name, key in keys.items():
+        b = client.balance(key.public)
+        out[name] = (b.free, b.reserved)
+    return out
 
 
-def run_training(workdir: Path, steps: int) -> None:
-    out = workdir / "train"
-    every = max(steps // 4, 1)
-    step(f"Training an MLP on MNIST with the exact engine: {steps} steps, a checkpoint every {every}")
-    started = time.time()
-    proc = subprocess.run([*NODE, "train", "--model", "mlp", "--dataset", "mnist", "--steps", str(steps),
-                           "--checkpoint-every", str(every), "--out", str(out)], cwd=ROOT, text=True, timeout=1800,
-                          check=False)
-    if proc.returncode != 0:
-        raise SystemExit("training failed")
-    print(f"  trained in {time.time() - started:.1f} s")
-    report_path = next((p for p in (out / "report.json", out / "final_report.json") if p.exists()), None)
-    if report_path is not None:
-        report = json.loads(report_path.read_text())
-        shown = {k: report[k] for k in report if k in ("test_accuracy", "state_hash", "commitment_root", "steps")}
-        print(f"  report: {json.dumps(shown)}")
+def show_balances(title: str, before: dict, after: dict | None = None) -> None:  # type: ignore[type-arg]
+    say(title)
+    for name, (free, reserved) in (after or before).items():
+        line = f"    {name:<11} free {free / UNIT:12.4f}  reserved {reserved / UNIT:9.4f}"
+        if after is not None:
+            delta = (free + reserved - sum(before[name])) / UNIT
+            line += f"   total {delta:+.4f}"
+        print(line, flush=True)
 
-    step("A verifier re-runs segment 1 (checkpoint 1 -> 2) and compares hashes bit for bit")
-    result = cli("verify-segment", "--dir", str(out), "--segment", "1")
-    print("  " + result.stdout.strip().replace("\n", "\n  "))
+
+def wait_ready(nodes, timeout: float = 90.0) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2.0) as http:
+        while time.monotonic() < deadline:
+            states = [read_node(http, node) for node, _proc in nodes]
+            if all(s is not None and s["best"] >= 2 and s["peers"] >= 1 for s in states):
+                return
+            time.sleep(0.5)
+    raise SystemExit("the devnet did not start producing blocks in time")
+
+
+def fund(client: NodeClient, keys: dict) -> None:  # type: ignore[type-arg]
+    alice = dev_account("alice")
+    nonce = client.next_nonce(alice)
+    for i, key in enumerate(keys.values()):
+        call = client.encode_call("Balances", "transfer_keep_alive", {"dest": ("Id", key.public), "value": 1000 * UNIT})
+        client.submit(client.sign(alice, call, nonce=nonce + i))
+    deadline = time.monotonic() + 60
+    while any(client.balance(k.public).free == 0 for k in keys.values()):
+        if time.monotonic() > deadline:
+            raise SystemExit("funding transfers were not included in time")
+        time.sleep(0.5)
+
+
+def follow(view: ChainView, job_id: int, timeout: float) -> dict:  # type: ignore[type-arg]
+    """Print the job's status changes (as the chain records them) until it is final."""
+    last = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = view.get_job(job_id)
+        if job["status"] != last:
+            last = job["status"]
+            extra = ""
+            if last == "Assigned":
+                extra = f"to {job['solver'][:10]}... data seed {job['seed'][:18]}..., commit by block #{job['commitBy']}"
+            elif last == "Committed":
+                c = job["commitment"]
+                extra = (f"root {c['checkpointRoot'][:18]}..., {c['nCheckpoints']} checkpoints, "
+                         f"claimed test accuracy {c['metrics']['testAccuracyPpm'] / 1e4:.2f}%")
+            elif last == "Verifying":
+                extra = "duties " + "; ".join(f"{d['verifier'][:10]}... segments {d['segments']}" for d in job["duties"])
+            elif last == "Disputed":
+                d = view.get_dispute(job_id)
+                if d:
+                    extra = f"segment {d['segment']} (steps {d['loStep']}..{d['hiStep']}) challenged, bond {d['bond'] / UNIT} units"
+            say(f"CHAIN job {job_id}: {last} {extra}")
+        if is_final(job):
+            return job
+        time.sleep(0.3)
+    raise SystemExit(f"job {job_id} did not finish in {timeout:.0f} s")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--cheat", action="store_true", help="the solver fakes one segment")
+    parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--keep", default=None, help="keep the work directory here")
     args = parser.parse_args()
     workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="gensyn-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    keys = {name: keypair_from_uri(uri) for name, uri in ROLES.items()}
+    nodes: list = []  # type: ignore[type-arg]
+    workers: list[WorkerProcess] = []
     try:
-        run_chain(workdir)
-        run_training(workdir, args.steps)
-        step("Done: chain, staking and verifiable training ran end to end")
+        say("== Starting a 4-validator devnet (alice, bob, charlie, dave; 1 s slots; LevelDB per node)")
+        # Windows in blocks: each verifier re-runs two 100-step segments one after the other.
+        spec = write_fast_spec(workdir / "spec.json", validators=4, attest_window=12, challenge_window=14)
+        nodes = start_nodes(workdir, spec, validator_names(4))
+        wait_ready(nodes)
+        url = nodes[0][0].rpc_url
+        client = NodeClient(url)
+        say(f"devnet up; workers and submitter use {nodes[0][0].name}'s RPC at {url}")
+        fund(client, keys)
+        say("alice funded submitter, solver and both verifiers with 1,000 units each")
+
+        say("== Workers start as their own processes and stake")
+        cheat = ["--cheat", "fake-segment:1"] if args.cheat else []
+        workers = [WorkerProcess("solver", url, ROLES["solver"], "200u", "--dir", str(workdir / "solver"),
+                                 "--no-progress", *cheat, echo=echo)]
+        workers += [WorkerProcess("verifier", url, ROLES[name], "20u", echo=echo, label=name)
+                    for name in ("verifier-1", "verifier-2")]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.wait_for("event=registered", timeout=120)
+        before = balances(client, keys)
+        show_balances("balances before the job:", before)
+
+        every = max(1, args.steps // 4)
+        say(f"== Submitting an MNIST job: MLP 784-256-10, {args.steps} steps, batch 64, a checkpoint every {every}, "
+            f"bounty 50 units, 2 verifiers x 2 segments (every segment re-run), fee 1 unit per attestation")
+        view = ChainView(url, keys["submitter"])
+        done = run_cli("job", "submit", "--model", "mlp", "--dataset", MNIST.name, "--steps", str(args.steps),
+                       "--checkpoint-every", str(every), "--bounty", "50u", "--verifiers", "2", "--segments", "2",
+                       "--fee", "1u", "--deadline", "200", "--from", ROLES["submitter"], "--rpc", url)
+        if done.returncode != 0:
+            raise SystemExit(done.stderr)
+        posted = last_json(done.stdout)
+        job_id = posted["job"]
+        say(f"CHAIN job {job_id} posted: bounty {posted['bounty'] / UNIT} units reserved in escrow "
+            f"(submitter reserved now {client.balance(keys['submitter'].public).reserved / UNIT} units); "
+            f"min solver stake {posted['min_solver_stake'] / UNIT} units")
+        job = follow(view, job_id, timeout=240)
+
+        after = balances(client, keys)
+        say(f"== The job ended {job['status']}")
+        if job["status"] == "Settled":
+            model = view.get_model(job_id)
+            say(f"trained model final on chain: state {model['stateHash'][:18]}..., test accuracy "
+                f"{model['metrics']['testAccuracyPpm'] / 1e4:.2f}% (as committed)")
+            out = workdir / "mnist-mlp.pt"
+            exported = run_cli("job", "model", str(job_id), "--out", str(out), "--rpc", url)
+            if exported.returncode != 0:
+                raise SystemExit(exported.stderr)
+            summary = last_json(exported.stdout)
+            say(f"model file written: {out} ({out.stat().st_size} bytes); loaded back into plain torch: "
+                f"native test accuracy {summary['native_test_accuracy'] * 100:.2f}%, exact engine "
+                f"{summary['exact_test_accuracy'] * 100:.2f}%")
+            print(f"    load it: {summary['load_with']}", flush=True)
+        else:
+            worker = view.get_worker("Solver", keys["solver"].public)
+            say(f"the runtime's verdict slashed the solver: stake {200:.1f} -> {worker['stake'] / UNIT:.1f} units; "
+                f"the bounty less the fees of the segments not proven wrong went back to the submitter")
+        show_balances("balances after (total = free + reserved, change includes transaction fees):", before, after)
+        view.close()
+        client.close()
     finally:
+        say("== Stopping every process")
+        for w in workers:
+            w.stop()
+        stop_nodes(nodes)
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
+    say(f"done in {time.monotonic() - STARTED:.0f} s")
     return 0
 
 

@@ -14,9 +14,9 @@ from gensyn_node.cli.errors import CliError
 
 def _command_groups() -> list[Callable[[argparse._SubParsersAction], None]]:
     # Imported lazily so that `gensyn-node --help` does not import torch.
-    from gensyn_node.cli import client, devnet, ml, node
+    from gensyn_node.cli import client, devnet, ml, node, workers
 
-    return [node.add_commands, devnet.add_commands, client.add_commands, ml.add_commands]
+    return [node.add_commands, devnet.add_commands, client.add_commands, ml.add_commands, workers.add_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""`gensyn-node train`, `verify-segment` and `job model|plot`: the worker cores from the command line.
+"""`gensyn-node train`, `verify-segment` and `job ...`: the worker cores from the command line.
 
 `train` is the solver core (`gensyn_node/ml/solver.py`) in its own process: a progress bar, every checkpoint
 stored in a training directory (`gensyn_node/ml/workdir.py`) and, with `--rpc`, uploaded to a node; run again
@@ -6,7 +6,8 @@ on the same directory it resumes from the last stored checkpoint. `--cheat` make
 dishonest solver (`gensyn_node/ml/cheats.py`). `verify-segment` is the verifier core (`gensyn_node/ml/verifier.py`): it
 checks one segment of such a directory, reading the start checkpoint from the directory or,
 with `--rpc`, from a node (exit 0 match, 1 mismatch or unavailable). `job model` and `job plot`
-turn a finished directory into a torch model file and a loss/accuracy curve (`gensyn_node/ml/export.py`).
+turn a finished directory (or, by job id, a settled job on chain: gensyn_node/cli/jobs.py) into a
+torch model file and a loss/accuracy curve (`gensyn_node/ml/export.py`).
 """
 
 from __future__ import annotations
@@ -63,17 +64,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     verify.add_argument("--cache-dir", default=None, help="where decoded data sets are cached")
     verify.set_defaults(handler=run_verify_segment)
 
-    job = sub.add_parser("job", help="a training job's results")
+    from gensyn_node.cli import jobs
+
+    job = sub.add_parser("job", help="training jobs on chain: submit, status, list, model, plot")
     job_sub = job.add_subparsers(dest="job_command", metavar="SUBCOMMAND")
+    jobs.add_commands(job_sub)
     model = job_sub.add_parser("model", help="write the final weights as a torch state_dict of the native model")
-    model.add_argument("--dir", required=True, help="finished training directory")
+    jobs.add_id_arguments(model)
     model.add_argument("--out", required=True, help="file to write (torch.save)")
     model.add_argument("--cache-dir", default=None, help="where decoded data sets are cached")
     model.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     model.set_defaults(handler=run_job_model)
     plot = job_sub.add_parser("plot", help="draw the loss and accuracy curves as a PNG")
-    plot.add_argument("--dir", required=True, help="training directory (finished or not)")
+    jobs.add_id_arguments(plot)
     plot.add_argument("--out", required=True, help="PNG file to write")
+    plot.add_argument("--cache-dir", default=None, help="where decoded data sets are cached")
     plot.set_defaults(handler=run_job_plot)
 
 
@@ -221,12 +226,22 @@ def run_verify_segment(args: argparse.Namespace) -> int:
     return 0 if all_match else 1
 
 
+def _job_source(args: argparse.Namespace) -> None:
+    if (args.id is None) == (args.dir is None):
+        raise CliError("give a job id (read over --rpc) or --dir (a local training directory), not both")
+
+
 def run_job_model(args: argparse.Namespace) -> int:
+    _job_source(args)
     _setup_torch(args.threads, "cpu")
+    from gensyn_node.cli.jobs import export_job_model
     from gensyn_node.ml.export import ExportError, export_model
 
     try:
-        summary = export_model(TrainingDir(args.dir), Path(args.out), args.cache_dir)
+        if args.id is not None:
+            summary = export_job_model(args.rpc, args.id, Path(args.out), args.cache_dir)
+        else:
+            summary = export_model(TrainingDir(args.dir), Path(args.out), args.cache_dir)
     except (ExportError, WorkDirError) as exc:
         raise CliError(str(exc)) from exc
     print(json.dumps(summary))
@@ -234,10 +249,15 @@ def run_job_model(args: argparse.Namespace) -> int:
 
 
 def run_job_plot(args: argparse.Namespace) -> int:
+    _job_source(args)
+    from gensyn_node.cli.jobs import plot_job
     from gensyn_node.ml.export import ExportError, plot_metrics
 
     try:
-        summary = plot_metrics(TrainingDir(args.dir), Path(args.out))
+        if args.id is not None:
+            summary = plot_job(args.rpc, args.id, Path(args.out), args.cache_dir)
+        else:
+            summary = plot_metrics(TrainingDir(args.dir), Path(args.out))
     except (ExportError, WorkDirError) as exc:
         raise CliError(str(exc)) from exc
     print(json.dumps(summary))

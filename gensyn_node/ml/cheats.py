@@ -3,8 +3,9 @@ for `run_segment` and returns a wrong end state in its own way, so that verifica
 fraud to catch.
 
 - `fake-segment[:I]`: segment I's end state is the honest one with one master value moved by a
-  single grid step (the smallest fraud there is); every later segment is trained honestly from
-  the fake state, so only segment I fails re-execution.
+  single grid step (the smallest fraud there is), so the lie is in the segment's last step;
+  every later segment is trained honestly from the fake state, so only segment I fails
+  re-execution.
 - `skip-steps[:K]`: every K-th step is skipped (the step counter still advances), as a solver
   that saves compute would; every segment fails.
 - `other-data`: trains on batches of another seed, as a solver that picks its own data would.
@@ -35,7 +36,9 @@ def fake_segment(index: int) -> SegmentRunner:
     def run(state: TrainState, job: TrainingJob, dataset: Dataset, first: int, n: int,
             on_step: StepCallback | None) -> TrainState:
         end = run_segment(state, job, dataset, first, n, on_step)
-        if first == job.get_checkpoint_step(index):
+        # Any run that ends on checkpoint index+1 is faked there, so that the whole segment at
+        # once and a step-by-step replay (the solver's bisection answers) tell the same lie.
+        if first < job.get_checkpoint_step(index + 1) == first + n:
             end.params[0] += 1 if end.params[0] < 0 else -1  # one grid step, inside the bound
         return end
 

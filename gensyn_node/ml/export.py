@@ -48,15 +48,22 @@ def load_final_state(workdir: TrainingDir):  # type: ignore[no-untyped-def]
 
 
 def export_model(workdir: TrainingDir, out: Path, cache_dir: str | None = None) -> dict[str, Any]:
+    from runtime.ml.data import get_dataset_spec
+
+    job, state = load_final_state(workdir)
+    return export_state(state, get_dataset_spec(job.dataset_id).name, out, cache_dir)
+
+
+def export_state(state: Any, dataset: str, out: Path, cache_dir: str | None = None) -> dict[str, Any]:
+    """Write `state`'s master weights as the native module's state_dict to `out`, then load the
+    file back into a fresh module and measure both test accuracies on `dataset`."""
     import torch
 
     from gensyn_node.ml.datasets import load_dataset
-    from runtime.ml.data import get_dataset_spec
     from runtime.ml.engine import compute_accuracy
     from runtime.ml.native import build_module, compute_native_accuracy, load_params
     from runtime.ml.state import compute_state_hash
 
-    job, state = load_final_state(workdir)
     spec = state.model
     module = build_module(spec)
     load_params(module, spec, state.params)
@@ -65,7 +72,7 @@ def export_model(workdir: TrainingDir, out: Path, cache_dir: str | None = None) 
         torch.save(module.state_dict(), out)
     except OSError as exc:
         raise ExportError(f"cannot write {out}: {exc}") from exc
-    test = load_dataset(get_dataset_spec(job.dataset_id).name, cache_dir).test
+    test = load_dataset(dataset, cache_dir).test
     reloaded = build_module(spec)
     reloaded.load_state_dict(torch.load(out, weights_only=True))
     return {
@@ -77,6 +84,61 @@ def export_model(workdir: TrainingDir, out: Path, cache_dir: str | None = None) 
         "native_test_accuracy": compute_native_accuracy(reloaded, spec, test.images, test.labels),
         "load_with": f"build_module(get_model({spec.name!r})).load_state_dict(torch.load(FILE))",
     }
+
+
+def compute_checkpoint_curve(states: list[Any], dataset: str, cache_dir: str | None = None,
+                             n_test: int = 2000) -> list[tuple[int, float, float]]:
+    """(step, test loss, test accuracy) of each checkpoint state, measured with the native
+    module on the first `n_test` test samples: the curve of a job that ran elsewhere, from the
+    committed checkpoints alone."""
+    import torch
+
+    from gensyn_node.ml.datasets import load_dataset
+    from runtime.ml.native import build_module, load_params, to_native_input
+
+    test = load_dataset(dataset, cache_dir).test
+    images, labels = test.images[:n_test], test.labels[:n_test]
+    curve = []
+    for state in states:
+        module = build_module(state.model)
+        load_params(module, state.model, state.params)
+        with torch.no_grad():
+            logits = module(to_native_input(state.model, images))
+            loss = float(torch.nn.functional.cross_entropy(logits, labels))
+            acc = float((logits.argmax(1) == labels).float().mean())
+        curve.append((state.step, round(loss, 6), round(acc, 6)))
+    return curve
+
+
+def plot_checkpoint_curve(curve: list[tuple[int, float, float]], out: Path, title: str) -> dict[str, Any]:
+    """Draw test loss and accuracy per checkpoint as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not curve:
+        raise ExportError("no checkpoints to plot")
+    steps = [s for s, _l, _a in curve]
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    try:
+        loss_ax.plot(steps, [loss for _s, loss, _a in curve], color="tab:red", marker="o")
+        loss_ax.set(xlabel="step", ylabel="test loss", title="loss per checkpoint")
+        acc_ax.plot(steps, [acc for _s, _l, acc in curve], color="tab:blue", marker="o")
+        acc_ax.set(xlabel="step", ylabel="test accuracy", title="accuracy per checkpoint", ylim=(0.0, 1.0))
+        for ax in (loss_ax, acc_ax):
+            ax.grid(alpha=0.3)
+        fig.suptitle(title)
+        fig.tight_layout()
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(out, format="png", dpi=100)
+        except OSError as exc:
+            raise ExportError(f"cannot write {out}: {exc}") from exc
+    finally:
+        plt.close(fig)
+    return {"file": str(out), "points": len(curve), "last_step": steps[-1], "last_loss": curve[-1][1],
+            "last_accuracy": curve[-1][2]}
 
 
 def read_curve(workdir: TrainingDir) -> list[tuple[int, float, float]]:

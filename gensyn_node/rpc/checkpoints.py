@@ -64,6 +64,16 @@ class CheckpointRpc:
             raise RpcError(CHECKPOINT_UNREADABLE, "Checkpoint unreadable", str(exc)) from None
         return None if data is None else "0x" + data.hex()
 
+    async def mlcompute_getJobCheckpoints(self, job_hash: str) -> list[dict[str, Any]]:
+        """The checkpoints this node holds for a job (by the job's hash, as uploaded):
+        [{index, hash}] in index order, so a verifier can rebuild the commitment's leaves."""
+        key = _hex(job_hash, "job hash", 32)
+        try:
+            found = self.store.get_job_checkpoints(key)
+        except StoreCorruptError as exc:
+            raise RpcError(CHECKPOINT_UNREADABLE, "Checkpoint unreadable", str(exc)) from None
+        return [{"index": index, "hash": "0x" + blob.hex()} for index, blob in found]
+
     async def mlcompute_putCheckpoint(self, data: str, blob_hash: str | None = None, job: str | None = None,
                                       index: int | None = None) -> str:
         """Store a checkpoint; returns its hash. `blob_hash`, when given, must be the bytes'
@@ -96,4 +106,5 @@ class CheckpointRpc:
 def register_checkpoint_api(api: RpcApi, store: CheckpointStore) -> None:
     rpc = CheckpointRpc(store)
     api.method("mlcompute_getCheckpoint", rpc.mlcompute_getCheckpoint)
+    api.method("mlcompute_getJobCheckpoints", rpc.mlcompute_getJobCheckpoints)
     api.method("mlcompute_putCheckpoint", rpc.mlcompute_putCheckpoint, unsafe=True)

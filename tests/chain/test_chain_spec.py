@@ -29,12 +29,26 @@ def test_chain_spec_genesis_changes_with_any_field():
     (lambda g: g["params"].update(no_such_param="5"), "genesis.params"),
     (lambda g: g["validators"].clear(), "validator"),
     (lambda g: g["validators"][0].update(sessionKey="0x1234"), "sessionKey"),
+    (lambda g: g.update(mlCompute={"config": {"attest_window": "soon"}}), "mlCompute.config"),
+    (lambda g: g.update(mlCompute={"config": {"attest_window": 9, "challenge_window": 3}}), "challenge window"),
+    (lambda g: g.update(mlCompute={"config": {"no_such_field": 3}}), "ml_compute"),
 ])
 def test_chain_spec_rejects_bad_genesis_with_named_field(mutate, message):
     raw = json.loads(dev_spec(1).to_json())
     mutate(raw["genesis"])
     with pytest.raises(ChainSpecError, match=message):
         ChainSpec.from_json(json.dumps(raw)).build_genesis()
+
+
+def test_chain_spec_ml_compute_config_reaches_the_pallet():
+    from runtime.pallets.ml_compute import storage as ml
+    from runtime.pallets.ml_compute.types import MlConfig
+
+    raw = json.loads(dev_spec(1).to_json())
+    raw["genesis"]["mlCompute"] = {"config": {"attest_window": "4", "challenge_window": 6}}
+    _header, state, _ = ChainSpec.from_json(json.dumps(raw)).build_genesis()
+    config = MlConfig.from_scale(ml.Config.value_type.decode(state[ml.Config.key()]))
+    assert (config.attest_window, config.challenge_window, config.move_window) == (4, 6, MlConfig().move_window)
 
 
 def test_load_chain_spec_names_unknown_chain(tmp_path):

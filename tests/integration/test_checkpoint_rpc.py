@@ -38,6 +38,13 @@ def test_checkpoint_rpc_put_then_get_round_trips_real_states(node):
         assert call(node.url, "mlcompute_putCheckpoint", "0x" + data.hex(), h, "0x" + "ab" * 32, 0)["result"] == h
         assert call(node.url, "mlcompute_getCheckpoint", h)["result"] == "0x" + data.hex()
     assert call(node.url, "mlcompute_getCheckpoint", "0x" + "00" * 32)["result"] is None
+    # The job's list (what a verifier rebuilds the commitment from): each blob under its index.
+    listed = call(node.url, "mlcompute_getJobCheckpoints", "0x" + "ab" * 32)["result"]
+    assert sorted(listed, key=lambda item: item["hash"]) == sorted(
+        ({"index": 0, "hash": "0x" + blake2_256(state_bytes(spec)).hex()} for spec in (CNN, MLP)),
+        key=lambda item: item["hash"])
+    assert call(node.url, "mlcompute_getJobCheckpoints", "0x" + "cd" * 32)["result"] == []
+    assert call(node.url, "mlcompute_getJobCheckpoints", "0x12")["error"]["code"] == -32602
 
 
 @pytest.mark.parametrize("mutate, code, reason", [

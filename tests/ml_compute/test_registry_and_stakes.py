@@ -168,3 +168,22 @@ def test_min_solver_stake_is_bounty_over_detection_probability():
     assert compute_min_solver_stake(100, 10, 2, 3, 0) == 167  # p = 6/10, rounded up
     assert compute_min_solver_stake(100, 4, 3, 3, 0) == 100  # every segment sampled
     assert compute_min_solver_stake(100, 10, 1, 1, 5000) == 5000  # the floor
+
+
+@pytest.mark.parametrize("step", [0, 127, 128, 199, 70_000, 1 << 40])
+def test_referee_weight_names_the_model_at_any_step(step):
+    """A state's header grows with its step count (msgpack): a referee of step 199 must still be
+    weighed as the MLP's step, not as the costliest model per byte (which exceeds any block)."""
+    from runtime.ml.engine import init_state
+    from runtime.ml.models import MLP
+    from runtime.ml.state import encode_state
+    from runtime.pallets.ml_compute.calls import compute_referee_call_weight
+    from runtime.pallets.ml_compute.registry import ARCHITECTURE_FACTS, find_architecture_by_state_bytes
+    from runtime.params import ChainParameters
+
+    state = init_state(MLP, b"\x07" * 32)
+    state.step = step
+    pre_state = encode_state(state)
+    assert find_architecture_by_state_bytes(len(pre_state)) == ARCHITECTURE_FACTS[MLP.model_id]
+    weight = compute_referee_call_weight(0, pre_state, bytes(64 * 784), bytes(64), [[bytes(32)] * 16] * 64)
+    assert weight <= ChainParameters().max_block_weight

@@ -4,6 +4,7 @@ malformed shape refused with a MessageError naming what is wrong."""
 from __future__ import annotations
 
 import pytest
+import trio
 
 from p2p import messages
 from p2p.messages import BlocksRequest, MessageError, Status, SyncedBlock
@@ -84,3 +85,16 @@ def test_protocol_ids_and_topics_carry_the_genesis_hash():
         assert H1.hex() in name
     assert set(ours.request_protocols + ours.topics).isdisjoint(theirs.request_protocols + theirs.topics)
     assert len(set(ours.request_protocols + ours.topics)) == 6
+
+
+def test_oversize_transaction_is_kept_local_not_gossiped():
+    """A referee call (a whole training state, megabytes) would make peers reject the batch it
+    rides in; the node keeps it for its own blocks and gossips the rest as before."""
+    from p2p.network import Network, NetworkConfig
+
+    net = Network(NetworkConfig(genesis_hash=b"\x00" * 32, node_key=b"\x01" * 32), handlers=None)  # type: ignore[arg-type]
+    net.queue_transaction(b"\x02" * (messages.MAX_TX_BYTES + 1))
+    net.queue_transaction(b"\x03" * 100)
+    assert net._tx_receive.receive_nowait() == b"\x03" * 100
+    with pytest.raises(trio.WouldBlock):
+        net._tx_receive.receive_nowait()

@@ -78,10 +78,16 @@ def compute_referee_weight(state_bytes: int, macs_per_sample: int, batch: int, p
             + SAMPLE_PROOF_WEIGHT * batch * (proof_depth + 1))
 
 
+# `state_bytes` is measured at step 0; the header's msgpack step grows by up to 8 bytes with the
+# step count (1 byte at step 0, 2 from step 128, ... 9 for a 64-bit step).
+STEP_HEADER_GROWTH = 8
+
+
 def find_architecture_by_state_bytes(n_bytes: int) -> ArchitectureFacts | None:
-    """The architecture whose encoded state has this length (each model's differs)."""
+    """The architecture whose encoded state has this length at some step (each model's differs
+    by far more than the step's few header bytes)."""
     for facts in ARCHITECTURE_FACTS.values():
-        if facts.state_bytes == n_bytes:
+        if facts.state_bytes <= n_bytes <= facts.state_bytes + STEP_HEADER_GROWTH:
             return facts
     return None
 
