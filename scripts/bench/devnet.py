@@ -296,20 +296,39 @@ def bench_sync(blocks: int, work: Path) -> None:
     source = Proc(work, spec, "source", validator=False)
     try:
         source.wait_ready()
-        syncer = Proc(work, spec, "syncer", "--bootnodes", source.multiaddr, validator=False)
+        syncer = Proc(work, spec, "syncer", "--bootnodes", source.multiaddr, "--log", "info", validator=False)
         try:
             syncer.wait_ready()
             started = time.perf_counter()
             wait(lambda: best(syncer.url) >= blocks, 1800, "sync")
             sync_s = time.perf_counter() - started
+            parts = sync_breakdown(Path(syncer.log.name).read_text())
         finally:
             syncer.stop()
     finally:
         source.stop()
+    in_sync_s = parts.get("total_s") or sync_s
     print(json.dumps({"figure": "sync_blocks_per_s", "blocks": blocks, "value": round(blocks / sync_s, 1),
                       "baseline": round(blocks / import_s, 1), "ratio": round(import_s / sync_s, 3), "target": 0.5,
+                      "value_in_sync": round(blocks / in_sync_s, 1), "ratio_in_sync": round(import_s / in_sync_s, 3),
+                      "breakdown_s": {"ready_to_synced": round(sync_s, 3), **parts},
+                      "value_is": "node ready (RPC up) to best >= blocks, polled every 0.25 s: includes dialing the "
+                                  "bootnode and the status exchange; value_in_sync counts only the syncer's sync loop",
                       "baseline_is": "import-blocks of the same blocks from a file, same run, process start "
                                      "subtracted", "blocks_are": "one timestamp inherent each (no transfers)"}))
+
+
+def sync_breakdown(log_text: str) -> dict[str, float]:
+    """The syncer's own account of its sync rounds ("sync done ... waiting_s=..."), summed."""
+    parts: dict[str, float] = {}
+    for line in log_text.splitlines():
+        if "sync done" not in line:
+            continue
+        for word in line.split():
+            name, _, value = word.partition("=")
+            if name.endswith("_s"):
+                parts[name] = round(parts.get(name, 0.0) + float(value), 3)
+    return parts
 
 
 def main() -> None:
