@@ -10,6 +10,7 @@
   and their ratio (the baseline, in the same run).
 
     .venv/bin/python scripts/bench/devnet.py [--validators 4] [--seconds 120] [--tps 5] [--sync-blocks 2000]
+        [--compare-validators 8]
 
 Prints one JSON object per figure.
 """
@@ -180,7 +181,8 @@ def watch_heads(url: str, stop: threading.Event, seen_best: dict[int, float], se
             time.sleep(0.2)
 
 
-def bench_devnet(validators: int, seconds: float, tps: float, work: Path) -> None:
+def bench_devnet(validators: int, seconds: float, tps: float, work: Path) -> float | None:
+    """Runs the devnet and prints its figures; returns the median finality lag (s)."""
     spec = work / "spec.json"
     spec.write_text(dev_spec(validators, slot_ms=1000).to_json())
     names = validator_names(validators)
@@ -251,6 +253,7 @@ def bench_devnet(validators: int, seconds: float, tps: float, work: Path) -> Non
                           "median": round(statistics.median(final_latency), 3) if final_latency else None,
                           "p95": round(percentile(final_latency, 0.95) or 0, 3) if final_latency else None,
                           "count": len(final_latency)}))
+        return statistics.median(lags) if lags else None
     finally:
         for node in nodes:
             node.stop()
@@ -338,12 +341,21 @@ def main() -> None:
     parser.add_argument("--tps", type=float, default=5.0)
     parser.add_argument("--sync-blocks", type=int, default=2000)
     parser.add_argument("--skip-devnet", action="store_true")
+    parser.add_argument("--compare-validators", type=int, default=0,
+                        help="also run a devnet of this many validators and print its finality lag over ours")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-devnet-") as tmp:
         work = Path(tmp)
         if not args.skip_devnet:
             (work / "devnet").mkdir()
-            bench_devnet(args.validators, args.seconds, args.tps, work / "devnet")
+            lag = bench_devnet(args.validators, args.seconds, args.tps, work / "devnet")
+            if args.compare_validators:
+                (work / "devnet-compare").mkdir()
+                other = bench_devnet(args.compare_validators, args.seconds, args.tps, work / "devnet-compare")
+                print(json.dumps({"figure": "finality_lag_ratio", "validators": [args.compare_validators, args.validators],
+                                  "value": round(other / lag, 3) if lag and other is not None else None,
+                                  "median_lag_s": [other, lag], "target": 1.5,
+                                  "is": "median finality lag with more validators over fewer, same run"}))
         if args.sync_blocks:
             (work / "sync").mkdir()
             bench_sync(args.sync_blocks, work / "sync")
