@@ -1,12 +1,13 @@
 """The validator set consensus works with, read from a state (the staking pallet's elected set)
-together with the randomness that draws slot leaders."""
+together with the randomness that draws slot leaders: the era's, fixed an era ahead from the
+seals of the era before (runtime/pallets/staking/randomness.py), never the parent's hash, so
+every fork through the same era start draws the same leaders."""
 
 from __future__ import annotations
 
 from consensus.finality_messages import VoterSet
 from consensus.slots import Authority
-from runtime.pallets.staking import get_active_validators, get_validator_set_id
-from runtime.pallets.system import storage as system
+from runtime.pallets.staking import get_active_validators, get_era_randomness, get_validator_set_id
 from runtime.storage import OverlayState
 from runtime.trie import Trie
 
@@ -27,5 +28,5 @@ def get_voter_set(state: Trie | OverlayState) -> VoterSet:
 
 
 def get_randomness(state: Trie | OverlayState) -> bytes:
-    raw = state.get(system.Randomness.key())
-    return raw if raw is not None else bytes(32)
+    """The randomness that draws the leaders of the slots after `state`'s block."""
+    return get_era_randomness(state)

@@ -32,6 +32,7 @@ from consensus.finality_messages import (
     Justification,
     JustificationError,
     KeyCheck,
+    SkipsSetChange,
     Vote,
     VoterSet,
     build_ancestry,
@@ -452,7 +453,7 @@ class FinalityGadget:
         parent = self.chain.get_header(target.parent_hash)
         # Verify that the justification does not skip a voter-set change (the old set finalizes it).
         if parent is None or self.chain.get_voter_set(parent.hash).set_id != self.voters.set_id:
-            raise JustificationError("the justification skips a voter-set change")
+            raise SkipsSetChange("the justification skips a voter-set change")
         verify_justification(justification, target, self.voters, self.config.genesis_hash, self.chain, self.check)
         self._finalize(target, data, now_ms)
         self.last_commit = Commit(justification).encode()

@@ -51,6 +51,11 @@ class JustificationError(Exception):
         self.reason = reason
 
 
+class SkipsSetChange(JustificationError):
+    """A justification by a later voter set than ours: the block that changes the set must be
+    finalized (by the old set) first."""
+
+
 @dataclass(frozen=True, slots=True)
 class VoterSet:
     """The validators that vote in one set: session key -> stake, and the set's id."""

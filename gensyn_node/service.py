@@ -20,7 +20,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -176,9 +176,11 @@ class Node:
         async with self._import_lock:
             if self.store.has_block(block.header.hash):
                 return self.import_block(block)
+            started = time.perf_counter()
             executed = await trio.to_thread.run_sync(
                 lambda: execute_for_import(self.store, block, seal_check=self.seal_check, verify=self.verify))
-            return self.import_block(block, executed)
+            execute_seconds = time.perf_counter() - started
+            return replace(self.import_block(block, executed), execute_seconds=execute_seconds)
 
     def _on_new_best(self, block: Block, previous_best: bytes, result: ImportResult) -> None:
         header = block.header
@@ -340,6 +342,11 @@ class Node:
 
         return self.store.kv.get(keys.checkpoint_key(blob_hash))
 
+    def _on_peer_status(self, _peer: str, status: Any) -> None:
+        """A peer's status: when it is ahead of us, sync looks now rather than at its next poll."""
+        if self.sync is not None and status.best_number > self.store.best_header().number:
+            self.sync.wake()
+
     async def on_gossip_block(self, data: bytes, peer: str) -> PeerVerdict:
         """A block announced by a peer: ignore what is known or not ours to judge yet (its
         parent unknown: sync fetches it), punish what is invalid."""
@@ -405,6 +412,7 @@ class Node:
         self._inform(f"🏷  Local node identity is: {network.local_peer_id}")
         self.network = await nursery.start(network.run)
         self.sync = ChainSync(self, self.network, self._inform)
+        self.network.on_status = self._on_peer_status
         await nursery.start(self.sync.run)
 
     # --- lifecycle ---------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from consensus.finality_messages import JustificationError
+from consensus.finality_messages import JustificationError, SkipsSetChange
 from gensyn_node.block_import import BlockImportError
 from p2p.messages import MAX_BLOCKS_PER_REQUEST, SyncedBlock
 from p2p.network import Network, NetworkError
@@ -44,6 +44,21 @@ class SyncState:
     current_block: int = 0
     highest_block: int = 0
     is_syncing: bool = False
+
+
+@dataclass
+class SyncTimings:
+    """Where a sync's wall time went (seconds), logged when it ends: waiting for responses,
+    decoding them, executing blocks off the loop, committing them, their justifications."""
+
+    waiting: float = 0.0
+    decoding: float = 0.0
+    executing: float = 0.0
+    committing: float = 0.0
+    justifying: float = 0.0
+
+    def as_log(self) -> str:
+        return " ".join(f"{name}_s={value:.3f}" for name, value in vars(self).items())
 
 
 class _Ahead:
@@ -80,6 +95,7 @@ class ChainSync:
         self.state = SyncState()
         self._wakeup = trio.Event()
         self._imported = 0
+        self.timings = SyncTimings()
 
     def wake(self) -> None:
         """Something (a block with an unknown parent) says a peer is ahead: look now."""
@@ -112,6 +128,8 @@ class ChainSync:
         best = self.node.store.best_header().number
         self.state = SyncState(best, best, target, True)
         self._imported = 0
+        self.timings = SyncTimings()
+        started = self.clock()
         try:
             async with trio.open_nursery() as nursery:
                 await self._sync_ranges(nursery, peer, target)
@@ -119,8 +137,8 @@ class ChainSync:
         finally:
             self.state.is_syncing = False
             if self._imported:
-                log.info("sync done peer=%s imported=%d best=%d", peer, self._imported,
-                         self.node.store.best_header().number)
+                log.info("sync done peer=%s imported=%d best=%d total_s=%.3f %s", peer, self._imported,
+                         self.node.store.best_header().number, self.clock() - started, self.timings.as_log())
         return self._imported
 
     async def _sync_ranges(self, nursery: trio.Nursery, peer: str, target: int) -> None:
@@ -129,7 +147,9 @@ class ChainSync:
         step = 1
         window_start, window_count, last_line = self.clock(), 0, 0.0
         ahead: _Ahead | None = None
+        timings = self.timings
         while start <= target:
+            mark = self.clock()
             try:
                 if ahead is not None and ahead.start == start:
                     response = await ahead.get()
@@ -139,13 +159,17 @@ class ChainSync:
                 log.info("sync request failed peer=%s start=%d error=%s", peer, start, exc)
                 return
             ahead = None
+            timings.waiting += self.clock() - mark
             if not response:
                 return
+            mark = self.clock()
             try:
                 blocks = [(Block.decode(item.block), item.justification) for item in response]
             except CodecError as exc:
                 self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: undecodable block: {exc}")
                 return
+            finally:
+                timings.decoding += self.clock() - mark
             if not self._chains(blocks):
                 self.network.report(peer, PENALTY_BAD_RESPONSE, "sync: blocks in a response do not chain")
                 return
@@ -167,30 +191,64 @@ class ChainSync:
             if next_start <= target:  # ask for the next range while this one imports
                 ahead = _Ahead(nursery, self.network, peer, next_start,
                                min(MAX_BLOCKS_PER_REQUEST, target - next_start + 1))
-            for block, justification in blocks:
-                try:
-                    await self.node.import_block_async(block)
-                except BlockImportError as exc:
-                    if exc.kind.is_punishable:
-                        self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: {exc.reason}")
-                    log.info("sync stopped peer=%s number=%d reason=%s", peer, block.header.number, exc.reason)
-                    return
-                if justification is not None:
+            imported: list[tuple[Block, bytes | None]] = []
+            try:
+                for block, justification in blocks:
+                    mark = self.clock()
                     try:
-                        self.node.import_justification(block.header.hash, justification)
-                    except JustificationError as exc:
-                        self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: justification of "
-                                                                        f"#{block.header.number}: {exc}")
+                        result = await self.node.import_block_async(block)
+                        timings.executing += result.execute_seconds
+                        timings.committing += self.clock() - mark - result.execute_seconds
+                    except BlockImportError as exc:
+                        if exc.kind.is_punishable:
+                            self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: {exc.reason}")
+                        log.info("sync stopped peer=%s number=%d reason=%s", peer, block.header.number, exc.reason)
                         return
-                self._imported += 1
-                window_count += 1
-                self.state.current_block = block.header.number
+                    imported.append((block, justification))
+                    self._imported += 1
+                    window_count += 1
+                    self.state.current_block = block.header.number
+            finally:
+                mark = self.clock()
+                justified = self._import_justifications(peer, imported)
+                timings.justifying += self.clock() - mark
+            if not justified:
+                return
             start = next_start
             now = self.clock()
             if now - last_line >= PROGRESS_EVERY_SECONDS:
                 rate = window_count / max(now - window_start, 1e-6)
                 self.progress(self._line(rate, target))
                 window_start, window_count, last_line = now, 0, now
+
+    def _import_justifications(self, peer: str, imported: list[tuple[Block, bytes | None]]) -> bool:
+        """Finalize what the justifications of a range prove. The last one finalizes every block
+        before it, so it is enough, unless the range changes the voter set: then the old set's
+        justification of the change must come first, and they are imported in order. False (the
+        peer scored down) when one does not prove its block final."""
+        justified = [(block, data) for block, data in imported if data is not None]
+        if not justified:
+            return True
+        try:
+            self._import_justification(*justified[-1])
+            return True
+        except SkipsSetChange:
+            pass
+        except JustificationError as exc:
+            return self._refuse_justification(peer, justified[-1][0], exc)
+        for block, data in justified:
+            try:
+                self._import_justification(block, data)
+            except JustificationError as exc:
+                return self._refuse_justification(peer, block, exc)
+        return True
+
+    def _import_justification(self, block: Block, data: bytes) -> None:
+        self.node.import_justification(block.header.hash, data)
+
+    def _refuse_justification(self, peer: str, block: Block, exc: JustificationError) -> bool:
+        self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: justification of #{block.header.number}: {exc}")
+        return False
 
     def _line(self, rate: float, target: int) -> str:
         store = self.node.store

@@ -183,6 +183,9 @@ class Network:
         self._pubsub: Any = None
         self._nursery: trio.Nursery | None = None
         self.peer_connected = trio.Event()
+        # Told each peer status as it arrives (the node wakes its sync when a peer is ahead).
+        self.on_status: Callable[[str, Status], None] | None = None
+        self._maintain_soon = trio.Event()  # a dial succeeded: greet the peer now, not next second
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -391,14 +394,17 @@ class Network:
         return max(known, key=lambda p: p.status.best_number, default=None)  # type: ignore[union-attr]
 
     async def _maintain(self) -> None:
-        """Once a second: drop banned peers, refresh peers' status, dial what is missing."""
+        """Once a second (and at once after a dial succeeds): drop banned peers, refresh peers'
+        status, dial what is missing."""
         async with trio.open_nursery() as nursery:
             while True:
                 try:
                     self._maintain_once(nursery)
                 except Exception:  # an edge: bookkeeping over library state must not stop the node
                     log.exception("peer maintenance failed")
-                await trio.sleep(MAINTAIN_SECONDS)
+                with trio.move_on_after(MAINTAIN_SECONDS):
+                    await self._maintain_soon.wait()
+                self._maintain_soon = trio.Event()
 
     def _maintain_once(self, nursery: trio.Nursery) -> None:
         now = self.clock()
@@ -442,6 +448,7 @@ class Network:
         if not failed:
             target.backoff, target.failures = BACKOFF_MIN, 0
             target.next_attempt = self.clock()
+            self._maintain_soon.set()
             return
         # The library refuses to redial a failed peer for 60 s; our backoff decides instead.
         self._host.get_network().unblock_peer(info.peer_id)
@@ -517,6 +524,8 @@ class Network:
         state = self.peers.get(peer)
         if state is not None:
             state.status = status
+            if self.on_status is not None:
+                self.on_status(peer, status)
         self._learn_peers(status.peers)
 
     async def request_blocks(self, peer: str, start: int, count: int) -> list[SyncedBlock]:

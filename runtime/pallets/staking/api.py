@@ -1,5 +1,5 @@
 """What the rest of the node reads from staking state (pure reads of a block's state): the
-elected set with session keys and stakes, the era, a stash's bond. Consensus calls
+elected set with session keys and stakes, the era and its leader randomness, a stash's bond. Consensus calls
 `get_active_validators` on a block's state to learn the set that state elected."""
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ def get_validator_set_id(state: StateReader) -> int:
 
 def get_current_era(state: StateReader) -> int:
     return storage.CurrentEra.get(state)  # type: ignore[arg-type]
+
+
+def get_era_randomness(state: StateReader) -> bytes:
+    """The randomness that draws the slot leaders of the state's era (fixed an era before it)."""
+    return storage.EraRandomness.get(state)  # type: ignore[arg-type]
 
 
 def get_era_start_block(state: StateReader, era: int) -> int | None:

@@ -3,7 +3,8 @@ authored blocks, start the next era and store its elected set.
 
 An era boundary is a block whose number is a multiple of `era_length` (or the block after a
 `force_new_era`). Its `on_initialize` pays era e, sets CurrentEra = ActiveEra = e + 1 and
-`ActiveValidators` to the new election; the block's own author point counts for era e + 1.
+`ActiveValidators` to the new election and rotates the era randomness (randomness.py: the
+seals of era e fix the leaders of era e + 2); the block's own author point counts for era e + 1.
 Unlocking chunks need no processing: they become withdrawable as CurrentEra reaches their era.
 The runtime stores the set at once; consensus enacts it only in a block the old set finalized.
 """
@@ -17,6 +18,7 @@ from runtime.frame import ArithmeticOverflow
 from runtime.pallets.balances import currency
 from runtime.pallets.staking import events, storage
 from runtime.pallets.staking.ledger import MAX_BALANCE, apply_bond_extra, compute_checked_add, get_ledger
+from runtime.pallets.staking.randomness import apply_mix_parent, apply_rotate_randomness
 from runtime.pallets.staking.types import HISTORY_DEPTH
 from runtime.pallets.staking.validators import apply_active_set, elect_validators
 from runtime.pallets.system.account import account_exists
@@ -131,6 +133,7 @@ def apply_new_era(ctx: BlockContext) -> None:
     storage.ErasStartBlock.insert(state, new_era, ctx.block_number)
     if storage.ForceEra.get(state)[0] == "ForceNew":
         storage.ForceEra.kill(state)
+    apply_rotate_randomness(ctx, new_era)
     apply_election(ctx)
     apply_prune_history(ctx, new_era)
     ctx.extra[NEW_ERA_FLAG] = True
@@ -141,6 +144,7 @@ def apply_new_era(ctx: BlockContext) -> None:
 
 
 def on_initialize(ctx: BlockContext) -> None:
+    apply_mix_parent(ctx)
     if is_era_boundary(ctx):
         apply_new_era(ctx)
     apply_author_point(ctx)

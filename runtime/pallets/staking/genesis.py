@@ -1,5 +1,6 @@
 """Staking's part of genesis: bond the chain spec's validators, declare them with their session
-keys and store the era-0 set (top `max_validators` of them by bond).
+keys, store the era-0 set (top `max_validators` of them by bond) and seed the randomness of
+eras 0 and 1 from their session keys.
 
 config["validators"]: a list of {"account": 32 bytes, "session_key": 32 bytes, "bond": int,
 optional "commission": Perbill parts}. Each account must already be endowed by Balances.
@@ -12,6 +13,7 @@ from typing import Any
 from runtime.context import BlockContext
 from runtime.pallets.staking import storage
 from runtime.pallets.staking.ledger import apply_bond
+from runtime.pallets.staking.randomness import apply_genesis_randomness
 from runtime.pallets.staking.types import PERBILL
 from runtime.pallets.staking.validators import apply_validate, elect_validators
 from runtime.pallets.system.account import get_account
@@ -66,3 +68,4 @@ def genesis_build(ctx: BlockContext, config: dict[str, Any]) -> None:
     storage.ActiveEra.put(state, {"index": 0, "start": None})
     storage.ErasStartBlock.insert(state, 0, 0)
     storage.ActiveValidators.put(state, elect_validators(ctx))
+    apply_genesis_randomness(ctx, seen_keys)

@@ -16,7 +16,7 @@ from runtime.pallets.staking.types import (
     StakingLedgerType,
     ValidatorPrefs,
 )
-from runtime.types import AccountId, Balance, BlockNumber
+from runtime.types import AccountId, Balance, BlockNumber, Hash
 
 _by_account = [("Twox64Concat", AccountId)]
 _by_era = [("Twox64Concat", EraIndex)]
@@ -42,6 +42,17 @@ ErasRewardPoints = StorageMap("ErasRewardPoints", _by_era, EraRewardPoints, defa
 ForceEra = StorageValue("ForceEra", Forcing, default=("NotForcing", None), docs="Mode of era forcing.")
 Offences = StorageMap("Offences", _by_account, Vec(OffenceRecord), default=[],
                       docs="The last offences each staker was slashed for, oldest first.")
+EraRandomness = StorageValue("EraRandomness", Hash, default=bytes(32),
+                             docs="Draws the slot leaders of the current era: fixed at the start of the previous era "
+                                  "(from the seals of the era before it), or seeded by genesis for eras 0 and 1.")
+NextEraRandomness = StorageValue("NextEraRandomness", Hash, default=bytes(32),
+                                 docs="The randomness of the next era, fixed when the current era started from the "
+                                      "previous era's seals: no block of the current era can change it.")
+RandomnessUnderConstruction = StorageValue(
+    "RandomnessUnderConstruction", Hash, default=bytes(32),
+    docs="Running hash of the current era's sealed block hashes (each block mixes its parent's); at the era boundary "
+         "it becomes the randomness of the era after the next.")
 
 ITEMS = [Bonded, Ledger, Payee, Validators, SessionKeys, KeyOwner, ValidatorCount, MinValidatorBond, CurrentEra,
-         ActiveEra, ErasStartBlock, ActiveValidators, ValidatorSetId, ErasRewardPoints, ForceEra, Offences]
+         ActiveEra, ErasStartBlock, ActiveValidators, ValidatorSetId, ErasRewardPoints, ForceEra, Offences,
+         EraRandomness, NextEraRandomness, RandomnessUnderConstruction]
