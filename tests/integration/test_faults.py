@@ -1,0 +1,94 @@
+"""Fault tolerance of a 4-validator network: real node processes on loopback, each with its own
+LevelDB, equal bonds (each validator a quarter of the stake, so any 3 are more than 2/3). Every
+test records every node's finalized chain through `SafetyMonitor` from start to end and fails
+if two nodes ever finalize different blocks at one height."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gensyn_node.chain_spec import dev_spec
+from gensyn_node.keyring import dev_account
+from runtime.crypto import ED25519, ss58_encode
+from tests.integration.nodeproc import NodeProcess
+from tests.integration.safety import SafetyMonitor, best_number, rpc
+
+NAMES = ("alice", "bob", "charlie", "dave")
+SLOT_MS = 250  # the shortest slot that keeps 4 nodes on 2 shared cores finalizing steadily
+
+
+def write_spec(base: Path, slot_ms: int = SLOT_MS, validators: int = 4) -> Path:
+    spec = base / "spec.json"
+    spec.write_text(dev_spec(validators, slot_ms=slot_ms).to_json())
+    return spec
+
+
+def validator(base: Path, spec: Path, name: str, *extra: str) -> NodeProcess:
+    return NodeProcess(base / name, "--log", "info", *extra, chain=str(spec),
+                       key_args=("--validator", "--key", f"//{name.capitalize()}"))
+
+
+@contextmanager
+def network(base: Path, spec: Path, names: tuple[str, ...] = NAMES, *extra: str) -> Iterator[list[NodeProcess]]:
+    """The validators, connected through the first as bootnode; all stopped at the end."""
+    nodes: list[NodeProcess] = []
+    try:
+        first = validator(base, spec, names[0], *extra).start(timeout=60)
+        nodes.append(first)
+        for name in names[1:]:
+            nodes.append(validator(base, spec, name, "--bootnodes", first.multiaddr, *extra).start(timeout=60))
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def test_faults_four_validators_finalize_one_chain_of_200_blocks(tmp_path):
+    spec = write_spec(tmp_path)
+    with network(tmp_path, spec) as nodes:
+        monitor = SafetyMonitor(list(nodes))
+        numbers = monitor.wait_finalized(list(NAMES), 200, timeout=240)
+        assert min(numbers.values()) >= 200
+        assert all(monitor.checked[n] >= 200 for n in NAMES)
+        assert len(monitor.finalized) >= 200 and all(h in monitor.finalized for h in range(1, 201))
+        # More than one validator authored the chain it agrees on.
+        authors = [name for name, node in zip(NAMES, nodes, strict=True)
+                   if any("authored number=" in line for line in node.stderr_lines)]
+        assert len(authors) >= 3, authors
+        assert all(best_number(n) >= 200 for n in nodes)
+        print(json.dumps({"test": "200_blocks", "finalized": numbers}))
+
+
+def test_faults_kill9_one_of_four_others_finalize_and_it_syncs_back_and_votes(tmp_path):
+    spec = write_spec(tmp_path)
+    with network(tmp_path, spec) as nodes:
+        monitor = SafetyMonitor(list(nodes))
+        alice, dave = nodes[0], nodes[3]
+        monitor.wait_finalized(list(NAMES), 5, timeout=120)
+        dave.kill9()
+        at_kill = monitor.check()
+        assert "dave" not in at_kill
+        # The other three hold 3/4 of the stake: they keep finalizing without dave.
+        target = max(at_kill.values()) + 20
+        monitor.wait_finalized(list(NAMES[:3]), target, timeout=120)
+        dave_before = monitor.checked["dave"]
+        assert dave_before < target
+        round_at_restart = rpc(alice, "grandpa_roundState")["best"]["round"]
+        dave.start(timeout=60)
+        # It syncs back (past what the others finalized while it was down) and finalizes with them.
+        monitor.wait_finalized(["dave"], target, timeout=120)
+        assert best_number(dave) >= target
+        # And it votes again: alice sees dave's precommit in a round begun after the restart.
+        address = ss58_encode(dev_account("dave", ED25519).public)
+
+        def dave_precommitted_later() -> bool:
+            state = rpc(alice, "grandpa_roundState")
+            return any(r["round"] > round_at_restart and address not in r["precommits"]["missing"]
+                       for r in [state["best"], *state["background"]])
+
+        monitor.wait(lambda _numbers: dave_precommitted_later(), timeout=60, what="dave precommits again")
+        later = max(monitor.check().values()) + 3
+        monitor.wait_finalized(list(NAMES), later, timeout=60)
