@@ -181,6 +181,7 @@ class Network:
         self._vote_send, self._vote_receive = trio.open_memory_channel[bytes](1024)
         self._host: Any = None
         self._pubsub: Any = None
+        self._gossipsub: GossipSub | None = None
         self._nursery: trio.Nursery | None = None
         self.peer_connected = trio.Event()
 
@@ -210,7 +211,7 @@ class Network:
     async def run(self, *, task_status: trio.TaskStatus[Network] = trio.TASK_STATUS_IGNORED) -> None:
         check_port_free(self.config.listen_addrs)
         self._host = host = self._build_host()
-        gossipsub = self._build_gossipsub()
+        self._gossipsub = gossipsub = self._build_gossipsub()
         self._pubsub = pubsub = Pubsub(host, gossipsub, cache_size=4096, seen_ttl=120,
                                        validation_timeout=VALIDATION_TIMEOUT)
         for protocol, handler in ((self.protocols.status, self._serve_status),
@@ -379,6 +380,12 @@ class Network:
         if self._host is None:
             return []
         return [p.to_base58() for p, conns in self._host.get_network().connections.items() if conns]
+
+    def block_mesh_peers(self) -> list[str]:
+        """Peers in our gossip mesh for blocks: a block published now reaches them directly."""
+        if self._gossipsub is None:
+            return []
+        return [p.to_base58() for p in self._gossipsub.mesh.get(self.protocols.block_topic, ())]
 
     def best_peer(self) -> PeerState | None:
         """The connected peer with the highest best block that we know of."""
