@@ -75,6 +75,8 @@ class NodeConfig:
     node_key: bytes | None = None          # ed25519 seed; None: <base_path>/network/secret
     listen_addrs: list[str] = field(default_factory=list)  # default: /ip4/0.0.0.0/tcp/<p2p_port>
     public_addrs: list[str] = field(default_factory=list)
+    reserved_nodes: list[str] = field(default_factory=list)
+    reserved_only: bool = False
     informant: Callable[[str], None] | None = None  # where progress lines go (the CLI: stderr)
     pool_max_count: int = 8192
     max_block_extrinsics: int = 5000
@@ -393,7 +395,8 @@ class Node:
         seed = self.config.node_key or load_or_create_node_key(self.config.base_path)[0]
         listen = self.config.listen_addrs or [f"/ip4/0.0.0.0/tcp/{self.config.p2p_port}"]
         return NetworkConfig(genesis_hash=self.genesis.hash, node_key=seed, listen_addrs=listen,
-                             bootnodes=list(self.config.bootnodes), public_addrs=list(self.config.public_addrs))
+                             bootnodes=list(self.config.bootnodes), public_addrs=list(self.config.public_addrs),
+                             reserved_nodes=list(self.config.reserved_nodes), reserved_only=self.config.reserved_only)
 
     async def _start_network(self, nursery: trio.Nursery) -> None:
         from gensyn_node.sync import ChainSync
