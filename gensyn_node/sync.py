@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 2.0
 IDLE_POLL_SECONDS = 1.0
+MAX_WANTED = 64  # blocks named by votes that we lack, fetched one branch at a time
 
 
 @dataclass
@@ -80,6 +81,13 @@ class ChainSync:
         self.state = SyncState()
         self._wakeup = trio.Event()
         self._imported = 0
+        self._wanted: dict[bytes, str | None] = {}  # blocks a vote named that we lack -> who sent it
+
+    def want_block(self, block_hash: bytes, number: int, peer: str | None) -> None:
+        """Fetch the block `block_hash` (and its branch down to our finalized block) soon."""
+        if len(self._wanted) < MAX_WANTED and not self.node.store.has_block(block_hash):
+            self._wanted.setdefault(block_hash, peer)
+            self.wake()
 
     def wake(self) -> None:
         """Something (a block with an unknown parent) says a peer is ahead: look now."""
@@ -101,6 +109,7 @@ class ChainSync:
             with trio.move_on_after(IDLE_POLL_SECONDS):
                 await self._wakeup.wait()
             self._wakeup = trio.Event()
+            await self._fetch_wanted()
             peer = self.network.best_peer()
             if peer is None or peer.status is None:
                 continue
@@ -191,6 +200,52 @@ class ChainSync:
                 rate = window_count / max(now - window_start, 1e-6)
                 self.progress(self._line(rate, target))
                 window_start, window_count, last_line = now, 0, now
+
+    async def _fetch_wanted(self) -> None:
+        while self._wanted:
+            tip, sender = self._wanted.popitem()
+            if self.node.store.has_block(tip):
+                continue
+            peers = [*([sender] if sender in self.network.peers else []),
+                     *(p for p in list(self.network.peers) if p != sender)]
+            for peer in peers:
+                if await self.fetch_branch(peer, tip):
+                    break
+
+    async def fetch_branch(self, peer: str, tip: bytes) -> bool:
+        """Import the branch that ends at `tip` from `peer` (blocks by range, with the tip named),
+        from just above our finalized block; whether we hold the tip afterwards."""
+        store = self.node.store
+        start = store.finalized_header().number + 1
+        while not store.has_block(tip):
+            try:
+                response = await self.network.request_blocks(peer, start, MAX_BLOCKS_PER_REQUEST, tip)
+            except NetworkError as exc:
+                log.info("branch request failed peer=%s error=%s", peer, exc)
+                return False
+            if not response:
+                return False  # the peer lacks it too
+            try:
+                blocks = [(Block.decode(item.block), item.justification) for item in response]
+            except CodecError as exc:
+                self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: undecodable block: {exc}")
+                return False
+            first = blocks[0][0].header
+            if not self._chains(blocks) or first.number != start or not store.has_block(first.parent_hash):
+                self.network.report(peer, PENALTY_BAD_RESPONSE, "sync: a branch response that does not chain")
+                return False
+            for block, _justification in blocks:
+                if store.has_block(block.header.hash):
+                    continue
+                try:
+                    await self.node.import_block_async(block)
+                except BlockImportError as exc:
+                    if exc.kind.is_punishable:
+                        self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: {exc.reason}")
+                    return False
+            start = blocks[-1][0].header.number + 1
+        log.info("branch fetched peer=%s tip=0x%s", peer, tip.hex()[:16])
+        return True
 
     def _line(self, rate: float, target: int) -> str:
         store = self.node.store

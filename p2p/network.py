@@ -565,8 +565,8 @@ class Network:
             state.status = status
         self._learn_peers(status.peers)
 
-    async def request_blocks(self, peer: str, start: int, count: int) -> list[SyncedBlock]:
-        request = BlocksRequest(start, min(count, messages.MAX_BLOCKS_PER_REQUEST))
+    async def request_blocks(self, peer: str, start: int, count: int, tip: bytes | None = None) -> list[SyncedBlock]:
+        request = BlocksRequest(start, min(count, messages.MAX_BLOCKS_PER_REQUEST), tip)
         data = await self._request(peer, self.protocols.blocks_by_range, request.encode(), messages.MAX_BLOCKS_RESPONSE)
         try:
             return messages.decode_blocks_response(data, request)
