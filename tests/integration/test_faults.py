@@ -10,11 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from gensyn_node.chain_spec import dev_spec
 from gensyn_node.keyring import dev_account
+from p2p.network import peer_id_of
 from runtime.crypto import ED25519, ss58_encode
 from tests.integration.nodeproc import NodeProcess
-from tests.integration.safety import SafetyMonitor, best_number, rpc
+from tests.integration.safety import SafetyMonitor, best_number, rpc, rpc_batch
 
 NAMES = ("alice", "bob", "charlie", "dave")
 SLOT_MS = 250  # the shortest slot that keeps 4 nodes on 2 shared cores finalizing steadily
@@ -92,3 +95,67 @@ def test_faults_kill9_one_of_four_others_finalize_and_it_syncs_back_and_votes(tm
         monitor.wait(lambda _numbers: dave_precommitted_later(), timeout=60, what="dave precommits again")
         later = max(monitor.check().values()) + 3
         monitor.wait_finalized(list(NAMES), later, timeout=60)
+
+
+def _peer_ids(node: NodeProcess) -> set[str]:
+    return {p["peerId"] for p in rpc(node, "system_peers")}
+
+
+def _canonical(node: NodeProcess, heights: range) -> list[str]:
+    return rpc_batch(node, "chain_getBlockHash", [[h] for h in heights])
+
+
+def test_faults_partition_2_2_stops_finality_forks_and_heals_to_one_chain(tmp_path):
+    spec = write_spec(tmp_path)
+    nodes = [validator(tmp_path, spec, name, "--node-key", bytes([i + 1]).hex() * 32) for i, name in enumerate(NAMES)]
+    for i, node in enumerate(nodes):
+        node.peer_id = peer_id_of(bytes([i + 1]) * 32)
+    for node in nodes:  # the operator's --reserved-only set: the three others
+        node.args += ["--reserved-only", "--reserved-nodes", *(n.multiaddr for n in nodes if n is not node)]
+    try:
+        for node in nodes:
+            node.start(timeout=60)
+        monitor = SafetyMonitor(list(nodes))
+        monitor.wait(lambda _n: all(len(_peer_ids(n)) == 3 for n in nodes), 60, "a full mesh of reserved peers")
+        monitor.wait_finalized(list(NAMES), 5, timeout=120)
+        # A malformed reserved peer is refused with the reason, and the node is unharmed.
+        for method, arg in (("system_addReservedPeer", "/ip4/127.0.0.1/tcp/1"), ("system_removeReservedPeer", "xyz")):
+            with pytest.raises(RuntimeError, match="Invalid params"):
+                rpc(nodes[0], method, arg)
+        assert len(rpc(nodes[0], "system_reservedPeers")) == 3
+
+        sides = (nodes[:2], nodes[2:])
+        for side, other in (sides, sides[::-1]):
+            for node in side:
+                for peer in other:
+                    rpc(node, "system_removeReservedPeer", peer.peer_id)
+        monitor.wait(lambda _n: all(_peer_ids(n) == {m.peer_id for m in side if m is not n}
+                                    for side in sides for n in side), 30, "the partition")
+        frozen = max(monitor.check().values())
+        # Each side holds half the stake: blocks go on, on two forks, and nothing more is finalized.
+        monitor.wait(lambda _n: min(best_number(n) for n in nodes) >= frozen + 8, 60, "blocks on both sides")
+        assert max(monitor.check().values()) == frozen
+        low = min(best_number(n) for n in nodes)
+        heights = range(frozen + 1, low + 1)
+        left, right = _canonical(nodes[0], heights), _canonical(nodes[2], heights)
+        assert left == _canonical(nodes[1], heights) and right == _canonical(nodes[3], heights)
+        forked = [h for h, a, b in zip(heights, left, right, strict=True) if a != b]
+        assert forked, "the two sides built different blocks"
+
+        for side, other in (sides, sides[::-1]):
+            for node in side:
+                for peer in other:
+                    rpc(node, "system_addReservedPeer", peer.multiaddr)
+        healed_best = max(best_number(n) for n in nodes)
+        monitor.wait_finalized(list(NAMES), healed_best + 2, timeout=120)
+        # One chain: every forked height is finalized, the same on all four (the monitor checked
+        # each node), one side's block wins and the other's is canonical nowhere. Before the fix
+        # that fetches blocks named by votes, this never finalized again (see sync.fetch_branch).
+        first = heights.index(forked[0])
+        assert monitor.finalized[forked[0]] in (left[first], right[first])
+        for node in nodes:
+            assert _canonical(node, range(forked[0], forked[-1] + 1)) == \
+                [monitor.finalized[h] for h in range(forked[0], forked[-1] + 1)]
+    finally:
+        for node in nodes:
+            node.stop()
