@@ -109,12 +109,12 @@ class ChainSync:
             with trio.move_on_after(IDLE_POLL_SECONDS):
                 await self._wakeup.wait()
             self._wakeup = trio.Event()
-            await self._fetch_wanted()
             peer = self.network.best_peer()
-            if peer is None or peer.status is None:
-                continue
-            if peer.status.best_number > self.node.store.best_header().number:
+            if peer is not None and peer.status is not None \
+                    and peer.status.best_number > self.node.store.best_header().number:
                 await self.sync_from(peer.peer_id, peer.status.best_number)
+            # Then the forks that votes named and range sync did not bring (canonical nowhere).
+            await self._fetch_wanted()
 
     async def sync_from(self, peer: str, target: int) -> int:
         """Import the peer's chain up to `target`; the number of blocks imported."""
