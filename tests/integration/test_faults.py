@@ -6,6 +6,8 @@ if two nodes ever finalize different blocks at one height."""
 from __future__ import annotations
 
 import json
+import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -159,3 +161,48 @@ def test_faults_partition_2_2_stops_finality_forks_and_heals_to_one_chain(tmp_pa
     finally:
         for node in nodes:
             node.stop()
+
+
+def _author_offline(base: Path, spec_path: Path, count: int) -> None:
+    """`count` blocks of the 4-validator chain in past slots, each authored by its slot's drawn
+    leader with that validator's key, through the node's own authoring into its LevelDB."""
+    from gensyn_node.chain_spec import load_chain_spec
+    from gensyn_node.keyring import keypair_from_uri
+    from gensyn_node.service import Node, NodeConfig
+
+    keys = [keypair_from_uri(f"//{name.capitalize()}", ED25519) for name in NAMES]
+    node = Node(NodeConfig(spec=load_chain_spec(str(spec_path)), base_path=str(base), network_enabled=False,
+                           rpc_enabled=False))
+    try:
+        slot = int(time.time() * 1000) // SLOT_MS - 2 * count
+        while node.store.best_header().number < count:
+            slot += 1
+            for key in keys:
+                node.config.session_key = key
+                if node.try_author(slot) is not None:
+                    break
+    finally:
+        node.close()
+
+
+def test_faults_late_validator_syncs_1000_blocks_and_follows_the_tip(tmp_path):
+    spec_json = json.loads(dev_spec(4, slot_ms=SLOT_MS).to_json())
+    spec_json["genesis"]["params"]["era_length"] = 5000  # one era: this test is about sync, not set changes
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(spec_json))
+    _author_offline(tmp_path / "alice", spec, 1000)
+    for name in ("bob", "charlie"):  # the three online validators start from the same database
+        shutil.copytree(tmp_path / "alice", tmp_path / name)
+    with network(tmp_path, spec, NAMES[:3]) as nodes:
+        monitor = SafetyMonitor(list(nodes))
+        assert all(best_number(n) >= 1000 for n in nodes)
+        monitor.wait_finalized(list(NAMES[:3]), 1001, timeout=120)  # 3/4 of the stake
+        target = best_number(nodes[0])
+        dave = validator(tmp_path, spec, "dave", "--bootnodes", nodes[0].multiaddr)
+        nodes.append(dave.start(timeout=60))
+        monitor.add(dave)
+        monitor.wait(lambda _n: best_number(dave) >= target, 180, "dave syncs the chain")
+        assert any("Syncing" in line and "bps, target=#" in line for line in dave.stderr_lines)
+        caught_up = best_number(dave)
+        monitor.wait(lambda _n: best_number(dave) >= caught_up + 5, 60, "dave follows the tip")
+        monitor.wait_finalized(list(NAMES), caught_up + 5, timeout=90)
