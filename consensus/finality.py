@@ -99,7 +99,8 @@ class FinalityGadget:
     def __init__(self, chain: FinalityChain, config: FinalityConfig, broadcast: Callable[[bytes], None],
                  now_ms: int, signer: Signer | None = None, record: SigningRecord | None = None,
                  on_equivocation: Callable[[Equivocation], None] | None = None,
-                 on_finalized: Callable[[bytes], None] | None = None, check: KeyCheck = verify_ed25519):
+                 on_finalized: Callable[[bytes], None] | None = None, check: KeyCheck = verify_ed25519,
+                 on_unknown_target: Callable[[bytes, int], None] | None = None):
         self.chain = chain
         self.config = config
         self.broadcast = broadcast
@@ -107,6 +108,7 @@ class FinalityGadget:
         self.record = record
         self.on_equivocation = on_equivocation
         self.on_finalized = on_finalized
+        self.on_unknown_target = on_unknown_target  # a held vote names a block we lack: fetch it
         self.check = check
         self.rounds: dict[int, RoundState] = {}
         self.round = 0
@@ -213,6 +215,9 @@ class FinalityGadget:
             return Verdict(ACCEPT, "equivocation")
         if outcome != "added":
             return Verdict(IGNORE, "duplicate vote")
+        if self.on_unknown_target is not None and vote.target_number > self.finalized.number \
+                and self.chain.get_header(vote.target_hash) is None:
+            self.on_unknown_target(vote.target_hash, vote.target_number)
         return Verdict(ACCEPT)
 
     def _report(self, pair: tuple[Vote, Vote]) -> None:

@@ -60,11 +60,12 @@ class StoreFinalityChain:
 
 def make_gadget(store: ChainStore, slot_ms: int, now_ms: int, broadcast: Callable[[bytes], None],
                 on_finalized: Callable[[Header, bool], None], signer: Signer | None, record: SigningRecord,
-                on_equivocation: Callable[[Equivocation], None] | None = None) -> FinalityGadget:
+                on_equivocation: Callable[[Equivocation], None] | None = None,
+                on_unknown_target: Callable[[bytes, int], None] | None = None) -> FinalityGadget:
     """The gadget with timeouts in slots: precommit after 2 slots, an idle round after 5,
     votes resent every 2 slots."""
     config = FinalityConfig(genesis_hash=store.genesis_hash, precommit_wait_ms=2 * slot_ms,
                             idle_round_ms=5 * slot_ms, rebroadcast_ms=2 * slot_ms)
     chain = StoreFinalityChain(store, on_finalized)
     return FinalityGadget(chain, config, broadcast, now_ms, signer=signer, record=record,
-                          on_equivocation=on_equivocation)
+                          on_equivocation=on_equivocation, on_unknown_target=on_unknown_target)

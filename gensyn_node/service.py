@@ -57,6 +57,7 @@ from runtime.transaction_validity import ValidTransaction
 from runtime.trie import Trie
 
 log = logging.getLogger(__name__)
+MAX_BRANCH_WALK = 4096  # headers walked back from a requested fork tip
 
 
 @dataclass
@@ -75,6 +76,8 @@ class NodeConfig:
     node_key: bytes | None = None          # ed25519 seed; None: <base_path>/network/secret
     listen_addrs: list[str] = field(default_factory=list)  # default: /ip4/0.0.0.0/tcp/<p2p_port>
     public_addrs: list[str] = field(default_factory=list)
+    reserved_nodes: list[str] = field(default_factory=list)
+    reserved_only: bool = False
     informant: Callable[[str], None] | None = None  # where progress lines go (the CLI: stderr)
     pool_max_count: int = 8192
     max_block_extrinsics: int = 5000
@@ -120,9 +123,10 @@ class Node:
         self.sync: Any = None     # gensyn_node.sync.ChainSync, with the network
         self._import_lock = trio.Lock()
         self.slot_watch = SlotWatch()
+        self._vote_peer: str | None = None  # the peer whose finality message the gadget is handling
         self.gadget = make_gadget(self.store, self.slot_ms, self._now_ms(), self._publish_vote, self._on_finalized,
                                   config.session_key if config.validator else None, self.signing_record,
-                                  self._on_vote_equivocation)
+                                  self._on_vote_equivocation, self._on_unknown_vote_target)
         self._update_metrics()
 
     def _now_ms(self) -> int:
@@ -230,9 +234,19 @@ class Node:
             return
         log.warning("equivocation reported kind=%s tx=0x%s", kind, tx_hash.hex()[:16])
 
+    def _on_unknown_vote_target(self, block_hash: bytes, number: int) -> None:
+        """A vote names a block we lack (a fork we never saw, say across a healed partition):
+        until we hold it the vote cannot count, and a round may wait on it forever. Fetch it."""
+        if self.sync is not None:
+            self.sync.want_block(block_hash, number, self._vote_peer)
+
     def on_gossip_vote(self, data: bytes, peer: Any = None) -> FinalityVerdict:
         """A finality message from the network; the verdict (accept, ignore, reject) scores the peer."""
-        verdict = self.gadget.on_message(data, self._now_ms())
+        self._vote_peer = peer
+        try:
+            verdict = self.gadget.on_message(data, self._now_ms())
+        finally:
+            self._vote_peer = None
         if verdict.kind == "reject":
             log.info("finality message rejected peer=%s reason=%s", peer, verdict.reason)
         return verdict
@@ -321,11 +335,13 @@ class Node:
         return Status(best.number, best.hash, finalized.number, finalized.hash, self.config.validator)
 
     def get_blocks(self, request: BlocksRequest) -> list[SyncedBlock]:
-        """Canonical blocks from `request.start`, each with its stored justification."""
+        """Canonical blocks from `request.start` (or those of `request.tip`'s branch), each with
+        its stored justification."""
+        hashes = self._branch_hashes(request) if request.tip is not None else \
+            [self.store.hash_at(n) for n in range(request.start, request.start + request.count)]
         blocks: list[SyncedBlock] = []
         size = 0
-        for number in range(request.start, request.start + request.count):
-            block_hash = self.store.hash_at(number)
+        for block_hash in hashes:
             block = self.store.get_block(block_hash) if block_hash is not None else None
             if block is None:
                 break
@@ -336,6 +352,19 @@ class Node:
                 break
             blocks.append(SyncedBlock(data, justification))
         return blocks
+
+    def _branch_hashes(self, request: BlocksRequest) -> list[bytes | None]:
+        """The hashes from #start up to the tip on the tip's branch; none if we lack the tip or
+        it lies too far above start to walk."""
+        tip = self.store.get_header(request.tip) if request.tip is not None else None
+        if tip is None or tip.number < request.start or tip.number - request.start > MAX_BRANCH_WALK:
+            return []
+        path: list[bytes | None] = []
+        header: Header | None = tip
+        while header is not None and header.number >= request.start:
+            path.append(header.hash)
+            header = self.store.get_header(header.parent_hash)
+        return path[::-1][:request.count]
 
     def get_blob(self, blob_hash: bytes) -> bytes | None:
         from gensyn_node.db import keys
@@ -402,7 +431,8 @@ class Node:
         seed = self.config.node_key or load_or_create_node_key(self.config.base_path)[0]
         listen = self.config.listen_addrs or [f"/ip4/0.0.0.0/tcp/{self.config.p2p_port}"]
         return NetworkConfig(genesis_hash=self.genesis.hash, node_key=seed, listen_addrs=listen,
-                             bootnodes=list(self.config.bootnodes), public_addrs=list(self.config.public_addrs))
+                             bootnodes=list(self.config.bootnodes), public_addrs=list(self.config.public_addrs),
+                             reserved_nodes=list(self.config.reserved_nodes), reserved_only=self.config.reserved_only)
 
     async def _start_network(self, nursery: trio.Nursery) -> None:
         from gensyn_node.sync import ChainSync

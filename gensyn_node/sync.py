@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 2.0
 IDLE_POLL_SECONDS = 1.0
+MAX_WANTED = 64  # blocks named by votes that we lack, fetched one branch at a time
 
 
 @dataclass
@@ -96,6 +97,13 @@ class ChainSync:
         self._wakeup = trio.Event()
         self._imported = 0
         self.timings = SyncTimings()
+        self._wanted: dict[bytes, str | None] = {}  # blocks a vote named that we lack -> who sent it
+
+    def want_block(self, block_hash: bytes, number: int, peer: str | None) -> None:
+        """Fetch the block `block_hash` (and its branch down to our finalized block) soon."""
+        if len(self._wanted) < MAX_WANTED and not self.node.store.has_block(block_hash):
+            self._wanted.setdefault(block_hash, peer)
+            self.wake()
 
     def wake(self) -> None:
         """Something (a block with an unknown parent) says a peer is ahead: look now."""
@@ -118,10 +126,11 @@ class ChainSync:
                 await self._wakeup.wait()
             self._wakeup = trio.Event()
             peer = self.network.best_peer()
-            if peer is None or peer.status is None:
-                continue
-            if peer.status.best_number > self.node.store.best_header().number:
+            if peer is not None and peer.status is not None \
+                    and peer.status.best_number > self.node.store.best_header().number:
                 await self.sync_from(peer.peer_id, peer.status.best_number)
+            # Then the forks that votes named and range sync did not bring (canonical nowhere).
+            await self._fetch_wanted()
 
     async def sync_from(self, peer: str, target: int) -> int:
         """Import the peer's chain up to `target`; the number of blocks imported."""
@@ -249,6 +258,52 @@ class ChainSync:
     def _refuse_justification(self, peer: str, block: Block, exc: JustificationError) -> bool:
         self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: justification of #{block.header.number}: {exc}")
         return False
+
+    async def _fetch_wanted(self) -> None:
+        while self._wanted:
+            tip, sender = self._wanted.popitem()
+            if self.node.store.has_block(tip):
+                continue
+            peers = [*([sender] if sender in self.network.peers else []),
+                     *(p for p in list(self.network.peers) if p != sender)]
+            for peer in peers:
+                if await self.fetch_branch(peer, tip):
+                    break
+
+    async def fetch_branch(self, peer: str, tip: bytes) -> bool:
+        """Import the branch that ends at `tip` from `peer` (blocks by range, with the tip named),
+        from just above our finalized block; whether we hold the tip afterwards."""
+        store = self.node.store
+        start = store.finalized_header().number + 1
+        while not store.has_block(tip):
+            try:
+                response = await self.network.request_blocks(peer, start, MAX_BLOCKS_PER_REQUEST, tip)
+            except NetworkError as exc:
+                log.info("branch request failed peer=%s error=%s", peer, exc)
+                return False
+            if not response:
+                return False  # the peer lacks it too
+            try:
+                blocks = [(Block.decode(item.block), item.justification) for item in response]
+            except CodecError as exc:
+                self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: undecodable block: {exc}")
+                return False
+            first = blocks[0][0].header
+            if not self._chains(blocks) or first.number != start or not store.has_block(first.parent_hash):
+                self.network.report(peer, PENALTY_BAD_RESPONSE, "sync: a branch response that does not chain")
+                return False
+            for block, _justification in blocks:
+                if store.has_block(block.header.hash):
+                    continue
+                try:
+                    await self.node.import_block_async(block)
+                except BlockImportError as exc:
+                    if exc.kind.is_punishable:
+                        self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: {exc.reason}")
+                    return False
+            start = blocks[-1][0].header.number + 1
+        log.info("branch fetched peer=%s tip=0x%s", peer, tip.hex()[:16])
+        return True
 
     def _line(self, rate: float, target: int) -> str:
         store = self.node.store

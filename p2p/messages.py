@@ -125,20 +125,25 @@ def validate_status_request(data: bytes) -> None:
 
 @dataclass(frozen=True, slots=True)
 class BlocksRequest:
+    """Canonical blocks from number `start`, at most `count`; or, with `tip`, the blocks from
+    `start` up to the block `tip` on its own branch (a fork we lack: a vote names its tip)."""
+
     start: int
     count: int
+    tip: bytes | None = None
 
     def encode(self) -> bytes:
-        return canonical.encode([self.start, self.count])
+        return canonical.encode([self.start, self.count] if self.tip is None else [self.start, self.count, self.tip])
 
     @classmethod
     def decode(cls, data: bytes) -> BlocksRequest:
         value = _decode(data, MAX_REQUEST, "blocks request")
-        if not (isinstance(value, list) and len(value) == 2 and _is_uint(value[0]) and _is_uint(value[1])):
-            raise MessageError("blocks request: expected [start number, count]")
+        if not (isinstance(value, list) and len(value) in (2, 3) and _is_uint(value[0]) and _is_uint(value[1])
+                and (len(value) == 2 or _is_hash(value[2]))):
+            raise MessageError("blocks request: expected [start number, count] or [start, count, 32-byte tip hash]")
         if not 1 <= value[1] <= MAX_BLOCKS_PER_REQUEST:
             raise MessageError(f"blocks request: count must be 1 to {MAX_BLOCKS_PER_REQUEST}")
-        return cls(value[0], value[1])
+        return cls(value[0], value[1], value[2] if len(value) == 3 else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """The node's p2p network over py-libp2p: a Noise-only, Yamux-only host on TCP, gossipsub for
 block announcements, transactions (batched) and finality votes, request/response for status,
 blocks by range and blobs by hash, peer reputation with disconnect and temporary bans, and
-reconnection with backoff. The only module (with its siblings in `p2p/`) that imports libp2p.
+reconnection with backoff, and reserved peers (Substrate's `--reserved-nodes`, `--reserved-only`:
+an operator pins the peers a node keeps, and with reserved-only talks to no one else). The only module (with its siblings in `p2p/`) that imports libp2p.
 
 Data path: a validator's block → `publish_block` → gossip → each peer's `on_block` handler
 (decode, verify, execute, import) → the handler's Verdict scores the peer that forwarded it.
@@ -100,6 +101,8 @@ class NetworkConfig:
     listen_addrs: list[str] = field(default_factory=lambda: ["/ip4/0.0.0.0/tcp/30333"])
     bootnodes: list[str] = field(default_factory=list)
     public_addrs: list[str] = field(default_factory=list)
+    reserved_nodes: list[str] = field(default_factory=list)  # always dialed, as bootnodes are
+    reserved_only: bool = False          # connect to, and hear from, reserved peers only
 
 
 @dataclass
@@ -177,10 +180,15 @@ class Network:
             peer_id, _info = parse_peer_addr(addr)
             if peer_id != self.local_peer_id:
                 self._dial[peer_id] = DialTarget(addr, bootnode=True)
+        self.reserved_only = config.reserved_only
+        self.reserved: dict[str, str] = {}  # peer id -> its address
+        for addr in config.reserved_nodes:
+            self.add_reserved_peer(addr)
         self._tx_send, self._tx_receive = trio.open_memory_channel[bytes](4096)
         self._vote_send, self._vote_receive = trio.open_memory_channel[bytes](1024)
         self._host: Any = None
         self._pubsub: Any = None
+        self._gossipsub: GossipSub | None = None
         self._nursery: trio.Nursery | None = None
         self.peer_connected = trio.Event()
         # Told each peer status as it arrives (the node wakes its sync when a peer is ahead).
@@ -213,7 +221,7 @@ class Network:
     async def run(self, *, task_status: trio.TaskStatus[Network] = trio.TASK_STATUS_IGNORED) -> None:
         check_port_free(self.config.listen_addrs)
         self._host = host = self._build_host()
-        gossipsub = self._build_gossipsub()
+        self._gossipsub = gossipsub = self._build_gossipsub()
         self._pubsub = pubsub = Pubsub(host, gossipsub, cache_size=4096, seen_ttl=120,
                                        validation_timeout=VALIDATION_TIMEOUT)
         for protocol, handler in ((self.protocols.status, self._serve_status),
@@ -263,7 +271,7 @@ class Network:
             peer = forwarder.to_base58()
             if peer == self.local_peer_id:
                 return True  # our own publication
-            if self.reputation.is_banned(peer):
+            if self.reputation.is_banned(peer) or not self.is_allowed(peer):
                 return False
             self.gossip_received += 1
             try:
@@ -381,12 +389,54 @@ class Network:
                 log.debug("disconnect failed peer=%s", peer, exc_info=True)
         self.peers.pop(peer, None)
 
+    # --- reserved peers --------------------------------------------------------------------------
+
+    def is_allowed(self, peer: str) -> bool:
+        """Whether we keep a connection to `peer` and listen to it (anyone, unless reserved-only)."""
+        return not self.reserved_only or peer in self.reserved
+
+    def add_reserved_peer(self, addr: str) -> str:
+        """Keep a connection to the peer at `addr` (`/ip4/.../tcp/.../p2p/<PeerId>`), redialed with
+        backoff like a bootnode; its peer id. Raises InvalidAddress."""
+        peer, _info = parse_peer_addr(addr)
+        if peer == self.local_peer_id:
+            raise InvalidAddress(f"{addr!r} is this node's own address")
+        self.reserved[peer] = addr
+        self._dial[peer] = DialTarget(addr, bootnode=True)
+        log.info("reserved peer added peer=%s", peer)
+        return peer
+
+    def remove_reserved_peer(self, peer: str) -> bool:
+        """Stop keeping `peer`; with reserved-only, disconnect it and stop dialing it. Whether it was
+        reserved. Raises InvalidAddress if `peer` is not a PeerId."""
+        try:
+            multiaddr.Multiaddr(f"/p2p/{peer}")  # checks the multihash, where ID.from_base58 takes any base58
+        except Exception as exc:  # noqa: BLE001 - an edge: multiaddr raises several kinds on bad input
+            raise InvalidAddress(f"{peer!r} is not a PeerId: {exc}") from None
+        if self.reserved.pop(peer, None) is None:
+            return False
+        log.info("reserved peer removed peer=%s", peer)
+        if not self.reserved_only:
+            if peer in self._dial:
+                self._dial[peer].bootnode = False  # an ordinary peer from now on
+            return True
+        self.peers.pop(peer, None)
+        if self._nursery is not None and peer in self.connected_peers():
+            self._nursery.start_soon(self._disconnect, peer)
+        return True
+
     # --- peers and dialing -----------------------------------------------------------------------
 
     def connected_peers(self) -> list[str]:
         if self._host is None:
             return []
         return [p.to_base58() for p, conns in self._host.get_network().connections.items() if conns]
+
+    def block_mesh_peers(self) -> list[str]:
+        """Peers in our gossip mesh for blocks: a block published now reaches them directly."""
+        if self._gossipsub is None:
+            return []
+        return [p.to_base58() for p in self._gossipsub.mesh.get(self.protocols.block_topic, ())]
 
     def best_peer(self) -> PeerState | None:
         """The connected peer with the highest best block that we know of."""
@@ -410,7 +460,7 @@ class Network:
         now = self.clock()
         connected = set(self.connected_peers())
         for peer in connected:
-            if self.reputation.is_banned(peer):
+            if self.reputation.is_banned(peer) or not self.is_allowed(peer):
                 nursery.start_soon(self._disconnect, peer)
                 continue
             state = self.peers.get(peer)
@@ -432,7 +482,8 @@ class Network:
         for peer, target in list(self._dial.items()):
             if peer in connected:
                 target.backoff, target.failures = BACKOFF_MIN, 0
-            elif now >= target.next_attempt and not self.reputation.is_banned(peer) and len(connected) < MAX_PEERS:
+            elif now >= target.next_attempt and not self.reputation.is_banned(peer) and self.is_allowed(peer) \
+                    and len(connected) < MAX_PEERS:
                 target.next_attempt = now + DIAL_TIMEOUT + target.backoff
                 nursery.start_soon(self._dial_peer, peer, target)
 
@@ -528,8 +579,8 @@ class Network:
                 self.on_status(peer, status)
         self._learn_peers(status.peers)
 
-    async def request_blocks(self, peer: str, start: int, count: int) -> list[SyncedBlock]:
-        request = BlocksRequest(start, min(count, messages.MAX_BLOCKS_PER_REQUEST))
+    async def request_blocks(self, peer: str, start: int, count: int, tip: bytes | None = None) -> list[SyncedBlock]:
+        request = BlocksRequest(start, min(count, messages.MAX_BLOCKS_PER_REQUEST), tip)
         data = await self._request(peer, self.protocols.blocks_by_range, request.encode(), messages.MAX_BLOCKS_RESPONSE)
         try:
             return messages.decode_blocks_response(data, request)
@@ -550,7 +601,7 @@ class Network:
 
     async def _serve(self, stream: Any, answer: Callable[[bytes], bytes]) -> None:
         peer = stream.muxed_conn.peer_id.to_base58()
-        if self.reputation.is_banned(peer):
+        if self.reputation.is_banned(peer) or not self.is_allowed(peer):
             await close_quietly(stream, reset=True)
             return
         try:

@@ -88,6 +88,11 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen-addr", action="append", default=[],
                         help="p2p listen multiaddr, e.g. /ip4/127.0.0.1/tcp/30333 (repeatable; overrides --port)")
     parser.add_argument("--bootnodes", nargs="*", default=[], help="peers to connect to: /ip4/IP/tcp/PORT/p2p/PEERID")
+    parser.add_argument("--reserved-nodes", nargs="*", default=[],
+                        help="peers always kept connected: /ip4/IP/tcp/PORT/p2p/PEERID")
+    parser.add_argument("--reserved-only", action="store_true",
+                        help="connect to and accept only the reserved nodes (changed live by "
+                             "system_addReservedPeer / system_removeReservedPeer)")
     parser.add_argument("--public-addr", action="append", default=[],
                         help="p2p multiaddr announced to peers (repeatable), e.g. /ip4/203.0.113.5/tcp/30333")
     parser.add_argument("--node-key", default=None,
@@ -159,7 +164,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                         prometheus_port=None if args.no_prometheus else _port(args.prometheus_port, "--prometheus-port"),
                         p2p_port=_port(args.port, "--port"), bootnodes=bootnodes,
                         network_enabled=not args.no_network, node_key=node_key, listen_addrs=listen_addrs,
-                        public_addrs=public_addrs, informant=_informant)
+                        public_addrs=public_addrs, reserved_nodes=list(args.reserved_nodes),
+                        reserved_only=args.reserved_only, informant=_informant)
     try:
         Path(base_path).mkdir(parents=True, exist_ok=True)
         try:
@@ -186,7 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _network_flags(args: argparse.Namespace, spec) -> tuple[bytes | None, list[str], list[str], list[str]]:  # type: ignore[no-untyped-def]
-    """--node-key, --listen-addr, --public-addr and --bootnodes checked here, each bad value
+    """--node-key, --listen-addr, --public-addr, --bootnodes and --reserved-nodes checked here, each bad value
     named in one line before anything starts."""
     from p2p.network import InvalidAddress, parse_peer_addr
     from p2p.nodekey import NodeKeyError, parse_node_key
@@ -206,6 +212,11 @@ def _network_flags(args: argparse.Namespace, spec) -> tuple[bytes | None, list[s
             parse_peer_addr(addr)
         except InvalidAddress as exc:
             raise CliError(f"--bootnodes: {exc}") from None
+    for addr in args.reserved_nodes:
+        try:
+            parse_peer_addr(addr)
+        except InvalidAddress as exc:
+            raise CliError(f"--reserved-nodes: {exc}") from None
     return node_key, listen, list(args.public_addr), bootnodes
 
 

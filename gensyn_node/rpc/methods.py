@@ -11,7 +11,7 @@ from gensyn_node import __version__
 from gensyn_node.chain_db import StateDiscarded
 from gensyn_node.rpc.api import RpcApi
 from gensyn_node.rpc.checkpoints import register_checkpoint_api
-from gensyn_node.rpc.errors import RpcError
+from gensyn_node.rpc.errors import INVALID_PARAMS, INVALID_PARAMS_MSG, RpcError
 from gensyn_node.rpc.grandpa import register_grandpa_api
 from gensyn_node.rpc.mlcompute import register_mlcompute_api
 from gensyn_node.rpc.node import RpcNode
@@ -127,6 +127,28 @@ class NodeRpc:
                           "bestHash": encode_hex(status.best_hash) if status is not None else None,
                           "bestNumber": status.best_number if status is not None else None})
         return peers
+
+    def _network(self) -> Any:
+        if self.node.network is None:
+            raise RpcError(-32000, "Networking is disabled", "this node runs with --no-network")
+        return self.node.network
+
+    async def system_reservedPeers(self) -> list[str]:
+        return sorted(self._network().reserved)
+
+    async def system_addReservedPeer(self, peer: str) -> None:
+        """Keep (and, with --reserved-only, allow) the peer at the multiaddr `peer`."""
+        try:
+            self._network().add_reserved_peer(str(peer))
+        except ValueError as exc:
+            raise RpcError(INVALID_PARAMS, INVALID_PARAMS_MSG, str(exc)) from None
+
+    async def system_removeReservedPeer(self, peer_id: str) -> None:
+        """Stop keeping the peer; with --reserved-only, it is disconnected and no longer heard."""
+        try:
+            self._network().remove_reserved_peer(str(peer_id))
+        except ValueError as exc:
+            raise RpcError(INVALID_PARAMS, INVALID_PARAMS_MSG, str(exc)) from None
 
     async def system_syncState(self) -> dict[str, Any]:
         best = self.node.store.best_header().number
@@ -291,6 +313,8 @@ def build_api(node: RpcNode) -> RpcApi:
                  "author_submitExtrinsic", "author_pendingExtrinsics"):
         api.method(name, getattr(rpc, name))
     api.method("system_peers", rpc.system_peers, unsafe=True)  # unsafe in Substrate too
+    for name in ("system_reservedPeers", "system_addReservedPeer", "system_removeReservedPeer"):
+        api.method(name, getattr(rpc, name), unsafe=True)  # as in Substrate
     api.method("author_insertKey", rpc.author_insertKey, unsafe=True)
     api.method("author_rotateKeys", rpc.author_rotateKeys, unsafe=True)
     api.method("author_hasKey", rpc.author_hasKey, unsafe=True)

@@ -184,3 +184,23 @@ def _with_other_timestamp(state, parent, slot, node, key):
     builder = BlockBuilder(state, parent, slot, dev_account("bob").public, slot * node.slot_ms + 1)
     unsealed, _executed = builder.build()
     return Block(unsealed.header.with_seal(key.sign(unsealed.header.hash)), unsealed.extrinsics)
+
+
+def test_node_serves_the_branch_of_a_named_tip(tmp_path):
+    """Blocks by range with a tip (what a node asks for when a vote names a block it lacks):
+    the tip's own branch from `start`, oldest first, at most `count`; nothing for an unknown tip
+    or a start above it."""
+    from p2p.messages import BlocksRequest
+    from runtime.block import Block
+
+    clock = Clock()
+    node = open_node(tmp_path, clock)
+    author(node, clock, 4)
+    store = node.store
+    tip = store.hash_at(3)
+    served = [Block.decode(b.block).header for b in node.get_blocks(BlocksRequest(2, 10, tip))]
+    assert [h.hash for h in served] == [store.hash_at(2), tip]
+    assert [Block.decode(b.block).header.number for b in node.get_blocks(BlocksRequest(1, 2, tip))] == [1, 2]
+    assert node.get_blocks(BlocksRequest(1, 10, b"\x07" * 32)) == []
+    assert node.get_blocks(BlocksRequest(4, 10, tip)) == []
+    node.close()

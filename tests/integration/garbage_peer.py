@@ -1,6 +1,6 @@
 """A hostile peer for the network tests: it speaks Noise and gossipsub correctly, dials the node
 given on the command line, then publishes garbage on the chain's block topic. It prints one line
-per event (`connected`, `published N`, `peers=N`) so the test can follow it."""
+per event (`connected`, `in mesh`, `published N peers=N`) so the test can follow it."""
 
 from __future__ import annotations
 
@@ -47,7 +47,10 @@ async def main(genesis_hex: str, bootnode: str, port: int, seconds: float) -> No
         print(f"identity {network.local_peer_id}", flush=True)
         await network.peer_connected.wait()
         print("connected", flush=True)
-        await trio.sleep(2)  # let the gossip mesh form (1 s heartbeat)
+        with trio.fail_after(30):  # the node joins our block mesh at a heartbeat (1 s)
+            while not network.block_mesh_peers():
+                await trio.sleep(0.05)
+        print("in mesh", flush=True)
         with trio.move_on_after(seconds):
             sent = 0
             while True:

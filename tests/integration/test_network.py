@@ -174,6 +174,7 @@ def test_network_garbage_peer_is_banned_and_others_keep_producing(validators, tm
         adversary = wait_until(lambda: next((ln.split()[1] for ln in lines if ln.startswith("identity")), None),
                                timeout=60)
         wait_until(lambda: any(ln.startswith("published") for ln in lines), timeout=60)
+        assert lines.index("in mesh\n") < next(i for i, ln in enumerate(lines) if ln.startswith("published"))
         wait_until(lambda: any("peer banned" in ln and adversary in ln for ln in nodes[0].stderr_lines), timeout=60)
         assert any("peer reported" in ln and adversary in ln and "reason=invalid block" in ln for ln in nodes[0].stderr_lines)
         wait_until(lambda: adversary not in {p["peerId"] for p in rpc(nodes[0], "system_peers")}, timeout=30)

@@ -31,7 +31,9 @@ def test_status_round_trip_and_strictness():
 
 def test_blocks_request_bounds():
     assert BlocksRequest.decode(BlocksRequest(5, 128).encode()) == BlocksRequest(5, 128)
-    for bad in ([5, 0], [5, messages.MAX_BLOCKS_PER_REQUEST + 1], [-1, 3], [5], [5, 3, 1], [True, 3]):
+    assert BlocksRequest.decode(BlocksRequest(5, 3, H1).encode()) == BlocksRequest(5, 3, H1)
+    for bad in ([5, 0], [5, messages.MAX_BLOCKS_PER_REQUEST + 1], [-1, 3], [5], [5, 3, 1], [True, 3],
+                [5, 3, H1[:31]], [5, 3, H1, 1]):
         with pytest.raises(MessageError):
             BlocksRequest.decode(canonical.encode(bad))
 
