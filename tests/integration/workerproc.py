@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gensyn_node.chain_spec import dev_spec
-from tests.integration.nodeproc import NODE, ROOT
+from tests.integration.nodeproc import NODE, ROOT, kill9_process, stop_process
 
 # Short windows (blocks) so a job settles in seconds; moves still get several blocks.
 FAST_ML_CONFIG = {"attest_window": 6, "challenge_window": 8, "move_window": 8, "verify_delay": 1,
@@ -78,18 +77,10 @@ class WorkerProcess:
 
     def kill9(self) -> None:
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+        kill9_process(self.proc)
 
     def stop(self) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(5)
+        return stop_process(self.proc, grace_s=20)
 
 
 def event_fields(line: str) -> dict[str, str]:
