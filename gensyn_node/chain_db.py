@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from consensus.fork_choice import ForkChoiceError, is_descendant, select_best, validate_finalizable
 from gensyn_node.db import keys
@@ -46,6 +47,18 @@ BODIES_PER_PRUNE_STEP = 256
 # Decoded trie nodes kept in memory: all branches of a 1M-account state (~70k) and the most
 # recently used leaves; with LevelDB's own cache this keeps a 1M-account node under 400 MB.
 DEFAULT_NODE_CACHE_BYTES = 160 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BestChange:
+    """Finality moved the best chain to another fork: the best block before, and the
+    extrinsics of the blocks that left the canonical chain (read before pruning drops their
+    bodies), for the tx pool to take back."""
+
+    previous: Header
+    fork_number: int  # the number of the common ancestor of the old and the new best block
+    retracted_blocks: list[bytes]  # hashes, from the fork point up
+    retracted: list[bytes]
 
 
 class ChainStoreError(Exception):
@@ -79,7 +92,8 @@ class ChainStore:
     def __init__(self, kv: KVStore, cache: NodeCache | None = None, *,
                  state_pruning: StatePruning | None = None, blocks_pruning: BlocksPruning | None = None):
         self.kv = kv
-        self.cache = cache or NodeCache(max_bytes=DEFAULT_NODE_CACHE_BYTES)
+        # (an empty cache is falsy: `cache or ...` would drop the one passed in)
+        self.cache = cache if cache is not None else NodeCache(max_bytes=DEFAULT_NODE_CACHE_BYTES)
         self._header_cache: dict[bytes, Header] = {}
         self._wanted = (state_pruning, blocks_pruning)
         self._counts = NodeCounts(kv)
@@ -325,12 +339,12 @@ class ChainStore:
             number -= 1
         return puts
 
-    def set_finalized(self, block_hash: bytes, justification: bytes | None = None) -> bool:
+    def set_finalized(self, block_hash: bytes, justification: bytes | None = None) -> BestChange | None:
         """Finalize `block_hash` (and so all its ancestors) with its justification, then prune
         what that lets go. The block must descend from the finalized block; if it is not on the
         best chain, the longest chain that contains it becomes best. Forks that no longer contain
-        the finalized block are forgotten as leaves (and pruned with their states). Returns
-        whether the best block changed."""
+        the finalized block are forgotten as leaves (and pruned with their states). Returns how
+        the best chain changed, or None when it did not."""
         header = self.get_header(block_hash)
         if header is None:
             raise FinalityRevertError(f"cannot finalize unknown block 0x{block_hash.hex()}")
@@ -345,7 +359,9 @@ class ChainStore:
         kept = [leaf for leaf in leaves if is_descendant(self, leaf, header)]
         best = self.best_header()
         new_best = best if is_descendant(self, best, header) else select_best(self, kept, header)
+        change = None
         if new_best.hash != best.hash:
+            change = BestChange(best, *self._retracted_bodies(best, new_best))
             for key, value in self._reindex(new_best, new_best.hash).items():
                 batch.put(key, value)
             for number in range(new_best.number + 1, best.number + 1):
@@ -357,7 +373,23 @@ class ChainStore:
         batch.write()
         while more:
             more = self.prune()
-        return new_best.hash != best.hash
+        return change
+
+    def _retracted_bodies(self, old: Header, new: Header) -> tuple[int, list[bytes], list[bytes]]:
+        """The number of the common ancestor of `old` and `new`, the blocks from `old` down to it
+        (their hashes, from the fork point up) and their extrinsics."""
+        retracted: list[tuple[bytes, tuple[bytes, ...]]] = []
+        a: Header | None = old
+        b: Header | None = new
+        while a is not None and b is not None and a.hash != b.hash:
+            if a.number >= b.number:
+                retracted.append((a.hash, tuple(self.get_body(a.hash) or ())))
+                a = self.get_header(a.parent_hash)
+            else:
+                b = self.get_header(b.parent_hash)
+        retracted.reverse()
+        fork_number = a.number if a is not None else 0
+        return fork_number, [h for h, _ in retracted], [xt for _, body in retracted for xt in body]
 
     # --- pruning -------------------------------------------------------------------------------
 

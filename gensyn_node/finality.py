@@ -17,7 +17,7 @@ from consensus.authorities import get_voter_set
 from consensus.finality import Equivocation, FinalityConfig, FinalityGadget
 from consensus.finality_messages import VoterSet
 from consensus.signing import Signer, SigningRecord
-from gensyn_node.chain_db import ChainStore
+from gensyn_node.chain_db import BestChange, ChainStore
 from runtime.block import Header
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ VOTER_SET_CACHE = 4096
 class StoreFinalityChain:
     """`consensus.finality.FinalityChain` over the node's chain store."""
 
-    def __init__(self, store: ChainStore, on_finalized: Callable[[Header, bool], None]):
+    def __init__(self, store: ChainStore, on_finalized: Callable[[Header, BestChange | None], None]):
         self.store = store
         self.on_finalized = on_finalized
         self._voter_sets: dict[bytes, VoterSet] = {}
@@ -54,12 +54,12 @@ class StoreFinalityChain:
         return voters
 
     def finalize(self, block_hash: bytes, justification: bytes) -> None:
-        best_changed = self.store.set_finalized(block_hash, justification)
-        self.on_finalized(self.store.require_header(block_hash), best_changed)
+        change = self.store.set_finalized(block_hash, justification)
+        self.on_finalized(self.store.require_header(block_hash), change)
 
 
 def make_gadget(store: ChainStore, slot_ms: int, now_ms: int, broadcast: Callable[[bytes], None],
-                on_finalized: Callable[[Header, bool], None], signer: Signer | None, record: SigningRecord,
+                on_finalized: Callable[[Header, BestChange | None], None], signer: Signer | None, record: SigningRecord,
                 on_equivocation: Callable[[Equivocation], None] | None = None,
                 on_unknown_target: Callable[[bytes, int], None] | None = None) -> FinalityGadget:
     """The gadget with timeouts in slots: precommit after 2 slots, an idle round after 5,

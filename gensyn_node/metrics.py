@@ -31,6 +31,8 @@ class NodeMetrics:
         self.gossip_received = Gauge("gensyn_gossip_received", "Gossip messages received from peers", registry=r)
         self.gossip_sent = Gauge("gensyn_gossip_sent", "Gossip messages this node published", registry=r)
         self.authored = Counter("gensyn_blocks_authored", "Blocks this node authored", registry=r)
+        self.slots_skipped_syncing = Counter("gensyn_slots_skipped_syncing",
+                                             "Slots a validator did not author because it was major-syncing", registry=r)
         self.import_seconds = Histogram("gensyn_block_import_seconds", "Time to import a block", registry=r,
                                         buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
         self.rpc_calls = Counter("gensyn_rpc_calls", "RPC calls by method", ["method"], registry=r)

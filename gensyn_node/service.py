@@ -32,7 +32,7 @@ from consensus.finality import Verdict as FinalityVerdict
 from consensus.slots import compute_slot
 from consensus.verification import make_seal_check
 from gensyn_node.block_import import BlockImportError, ImportResult, execute_for_import, import_block
-from gensyn_node.chain_db import ChainStore
+from gensyn_node.chain_db import BestChange, ChainStore
 from gensyn_node.chain_spec import ChainSpec
 from gensyn_node.db.checkpoints import DEFAULT_CAPACITY_BYTES, CheckpointStore
 from gensyn_node.db.pruning import BlocksPruning, StatePruning
@@ -121,6 +121,7 @@ class Node:
         self.rpc_port: int | None = None
         self.network: Any = None  # p2p.network.Network once `run` starts it
         self.sync: Any = None     # gensyn_node.sync.ChainSync, with the network
+        self._authoring_paused = False  # major-syncing: no slot is claimed (logged when it changes)
         self._import_lock = trio.Lock()
         self.slot_watch = SlotWatch()
         self._vote_peer: str | None = None  # the peer whose finality message the gadget is handling
@@ -206,15 +207,34 @@ class Node:
 
     # --- finality ----------------------------------------------------------------------------
 
-    def _on_finalized(self, header: Header, best_changed: bool) -> None:
-        """The gadget finalized `header` (stored with its justification)."""
+    def _on_finalized(self, header: Header, change: BestChange | None) -> None:
+        """The gadget finalized `header` (stored with its justification). When that moved the
+        best chain to another fork, it is a reorg as one by import is: the pool takes back the
+        abandoned blocks' transactions and drops those the new chain included, and watchers see
+        `retracted`, then `inBlock` of the block on the new chain."""
+        if change is not None:
+            best = self.store.best_header()
+            log.warning("best chain moved to the finalized fork best=#%d retracted_blocks=%d", best.number,
+                        len(change.retracted_blocks))
+            self.tx_status.on_retracted(change.retracted_blocks)
+            self.pool.on_reorg(change.retracted, best.hash, best.number)
+            for block_hash, included in self._enacted(change.fork_number, best):
+                self.pool.on_block_imported(included, best.hash, best.number)
+                self.tx_status.on_block(block_hash, included)
+            self.new_head.publish(best)
         self.tx_status.on_finalized(header.hash, self.store)
         self.finalized_head.publish(header)
-        if best_changed:
-            best = self.store.best_header()
-            log.warning("best chain moved to the finalized fork best=#%d", best.number)
-            self.new_head.publish(best)
         self._update_metrics()
+
+    def _enacted(self, fork_number: int, best: Header) -> list[tuple[bytes, list[bytes]]]:
+        """The canonical blocks above the fork point, oldest first, each with the hashes of its
+        extrinsics."""
+        enacted: list[tuple[bytes, list[bytes]]] = []
+        for number in range(fork_number + 1, best.number + 1):
+            block_hash = self.store.hash_at(number)
+            if block_hash is not None:
+                enacted.append((block_hash, [blake2_256(xt) for xt in self.store.get_body(block_hash) or ()]))
+        return enacted
 
     def _publish_vote(self, data: bytes) -> None:
         if self.network is not None:
@@ -316,7 +336,7 @@ class Node:
             now_ms = self.clock() * 1000
             slot = compute_slot(int(now_ms), self.slot_ms)
             try:
-                result = self.try_author(slot)
+                result = self.claim_slot(slot)
                 if result is not None and self.network is not None:
                     block = self.store.get_block(result.block_hash)
                     if block is not None:
@@ -327,6 +347,20 @@ class Node:
                 log.exception("authoring failed slot=%d", slot)
             next_start = (slot + 1) * self.slot_ms
             await trio.sleep(max(0.0, (next_start - self.clock() * 1000) / 1000))
+
+    def claim_slot(self, slot: int) -> ImportResult | None:
+        """The block of `slot` if this node leads it, unless it is major-syncing."""
+        return None if self._major_syncing() else self.try_author(slot)
+
+    def _major_syncing(self) -> bool:
+        syncing = self.sync is not None and self.sync.is_major_syncing()
+        if syncing != self._authoring_paused:
+            self._authoring_paused = syncing
+            log.info("authoring %s best=%d", "paused: major-syncing" if syncing else "resumed",
+                     self.store.best_header().number)
+        if syncing:
+            self.metrics.slots_skipped_syncing.inc()
+        return syncing
 
     # --- network handlers (p2p.network.NetworkHandlers) ----------------------------------------
 
@@ -390,12 +424,16 @@ class Node:
             result = await self.import_block_async(block)
         except BlockImportError as exc:
             if exc.unknown_parent and self.sync is not None:
-                self.sync.wake()
+                self.sync.hold(block, peer)  # imported once sync brings its parent
+                log.info("gossip block held number=%d peer=%s reason=%s", block.header.number, peer, exc.reason)
+                return PeerVerdict.IGNORE
             log.info("gossip block refused number=%d peer=%s kind=%s reason=%s", block.header.number, peer,
                      exc.kind.value, exc.reason)
             return PeerVerdict.REJECT if exc.kind.is_punishable else PeerVerdict.IGNORE
         log.info("imported number=%d hash=0x%s peer=%s status=%s ms=%.1f", result.number, result.block_hash.hex()[:16],
                  peer, result.status.value, result.seconds * 1000)
+        if self.sync is not None:
+            self.sync.on_imported()  # a held block may have waited for this one
         return PeerVerdict.ACCEPT
 
     async def on_gossip_transactions(self, batch: list[bytes], peer: str) -> PeerVerdict:
@@ -539,6 +577,14 @@ class TxStatusHub:
             if tx_hash in self._watchers:
                 self._in_block[tx_hash] = block_hash
                 self._send(tx_hash, {"inBlock": "0x" + block_hash.hex()})
+
+    def on_retracted(self, block_hashes: list[bytes]) -> None:
+        """Blocks left the best chain: a watched transaction in one of them is `retracted`."""
+        gone = set(block_hashes)
+        for tx_hash, block_hash in list(self._in_block.items()):
+            if block_hash in gone:
+                del self._in_block[tx_hash]
+                self._send(tx_hash, {"retracted": "0x" + block_hash.hex()})
 
     def on_finalized(self, finalized_hash: bytes, store: ChainStore) -> None:
         finalized_number = store.require_header(finalized_hash).number

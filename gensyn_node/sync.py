@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 2.0
 IDLE_POLL_SECONDS = 1.0
 MAX_WANTED = 64  # blocks named by votes that we lack, fetched one branch at a time
+MAX_HELD = 64  # gossip blocks whose parent we lack, kept until it arrives
+MAJOR_SYNC_BLOCKS = 5  # further behind the best peer than this, we are major-syncing (Substrate's figure)
 
 
 @dataclass
@@ -86,6 +88,24 @@ class _Ahead:
         return self._result
 
 
+class _Progress:
+    """The `Syncing N bps` line, at most every PROGRESS_EVERY_SECONDS, over the blocks counted
+    since the last line."""
+
+    def __init__(self, sync: ChainSync, target: int):
+        self.sync, self.target = sync, target
+        self.window_start = self.last_line = sync.clock()
+        self.count = 0
+
+    def add(self, blocks: int) -> None:
+        self.count += blocks
+        now = self.sync.clock()
+        if now - self.last_line >= PROGRESS_EVERY_SECONDS:
+            rate = self.count / max(now - self.window_start, 1e-6)
+            self.sync.progress(self.sync._line(rate, self.target))
+            self.window_start, self.count, self.last_line = now, 0, now
+
+
 class ChainSync:
     def __init__(self, node: Node, network: Network, progress: Callable[[str], None],
                  clock: Callable[[], float] = time.monotonic):
@@ -97,17 +117,71 @@ class ChainSync:
         self._wakeup = trio.Event()
         self._imported = 0
         self.timings = SyncTimings()
-        self._wanted: dict[bytes, str | None] = {}  # blocks a vote named that we lack -> who sent it
+        # blocks that a vote or a gossip block named and we lack -> (who sent it, its number)
+        self._wanted: dict[bytes, tuple[str | None, int]] = {}
+        self._held: dict[bytes, tuple[Block, str]] = {}  # gossip blocks whose parent we lack -> the sender
+        self._held_ready = trio.Event()
 
     def want_block(self, block_hash: bytes, number: int, peer: str | None) -> None:
-        """Fetch the block `block_hash` (and its branch down to our finalized block) soon."""
+        """Fetch the block `block_hash` (and as much of its branch as we lack) soon."""
         if len(self._wanted) < MAX_WANTED and not self.node.store.has_block(block_hash):
-            self._wanted.setdefault(block_hash, peer)
+            self._wanted.setdefault(block_hash, (peer, number))
             self.wake()
+
+    def hold(self, block: Block, peer: str) -> None:
+        """A gossip block whose parent we lack: keep it, and let sync look now. Once the parent
+        is imported (by range sync, or by the branch fetch of the newest held block) the block
+        is imported at once, instead of waiting for the next request: a node one block behind
+        would else stay behind whenever a request takes longer than a slot."""
+        if block.header.number <= self.node.store.finalized_header().number:
+            return
+        if len(self._held) >= MAX_HELD:
+            oldest = min(self._held, key=lambda h: self._held[h][0].header.number)
+            del self._held[oldest]
+        self._held[block.header.hash] = (block, peer)
+        self.wake()
+
+    def _want_newest_held(self) -> None:
+        waiting = [(block, peer) for block, peer in self._held.values()
+                   if not self.node.store.has_block(block.header.parent_hash)]
+        if waiting:
+            block, peer = max(waiting, key=lambda item: item[0].header.number)
+            self.want_block(block.header.hash, block.header.number, peer)
+
+    async def import_held(self) -> int:
+        """Import the held blocks whose parent we now hold (parents first); how many."""
+        store, imported = self.node.store, 0
+        finalized = store.finalized_header().number
+        while True:
+            ready = sorted(((block, peer) for block, peer in self._held.values()
+                            if store.has_block(block.header.parent_hash) or block.header.number <= finalized),
+                           key=lambda item: item[0].header.number)
+            if not ready:
+                return imported
+            for block, peer in ready:
+                # (another task, the gossip handler or the sync loop, may have taken it meanwhile)
+                if self._held.pop(block.header.hash, None) is None or store.has_block(block.header.hash) \
+                        or block.header.number <= finalized:
+                    continue
+                try:
+                    await self.node.import_block_async(block)
+                    imported += 1
+                except BlockImportError as exc:
+                    if exc.kind.is_punishable:
+                        self.network.report(peer, PENALTY_BAD_RESPONSE, f"gossip: {exc.reason}")
+                    log.info("held block refused number=%d peer=%s reason=%s", block.header.number, peer, exc.reason)
 
     def wake(self) -> None:
         """Something (a block with an unknown parent) says a peer is ahead: look now."""
         self._wakeup.set()
+
+    def is_major_syncing(self) -> bool:
+        """Whether a peer's best block is more than `MAJOR_SYNC_BLOCKS` above ours. A validator
+        does not author then (Substrate's sync oracle): a block built on a best that is far
+        behind only forks the chain, and sync must back out of that fork again."""
+        peer = self.network.best_peer()
+        return peer is not None and peer.status is not None \
+            and peer.status.best_number > self.node.store.best_header().number + MAJOR_SYNC_BLOCKS
 
     def get_state(self) -> SyncState:
         best = self.node.store.best_header().number
@@ -119,8 +193,26 @@ class ChainSync:
             self.state.highest_block = best
         return self.state
 
+    def on_imported(self) -> None:
+        """A block was imported outside sync (gossip): held blocks may wait for it. They are
+        imported by sync's own task, never inside the gossip validator, which must answer fast
+        (the library reads a peer's messages one at a time behind it)."""
+        if self._held:
+            self._held_ready.set()
+
+    async def _import_held_loop(self) -> None:
+        while True:
+            await self._held_ready.wait()
+            self._held_ready = trio.Event()
+            await self.import_held()
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._import_held_loop)
+            task_status.started()
+            await self._run()
+
+    async def _run(self) -> None:
         while True:
             with trio.move_on_after(IDLE_POLL_SECONDS):
                 await self._wakeup.wait()
@@ -129,8 +221,12 @@ class ChainSync:
             if peer is not None and peer.status is not None \
                     and peer.status.best_number > self.node.store.best_header().number:
                 await self.sync_from(peer.peer_id, peer.status.best_number)
-            # Then the forks that votes named and range sync did not bring (canonical nowhere).
+            await self.import_held()
+            # Then the forks that votes named and range sync did not bring (canonical nowhere),
+            # and the branch of the newest block still held: one request, not one a block.
+            self._want_newest_held()
             await self._fetch_wanted()
+            await self.import_held()
 
     async def sync_from(self, peer: str, target: int) -> int:
         """Import the peer's chain up to `target`; the number of blocks imported."""
@@ -154,7 +250,8 @@ class ChainSync:
         store = self.node.store
         start = store.best_header().number + 1
         step = 1
-        window_start, window_count, last_line = self.clock(), 0, 0.0
+        progress = _Progress(self, target)
+        progress.last_line = 0.0  # the first range prints at once
         ahead: _Ahead | None = None
         timings = self.timings
         while start <= target:
@@ -215,7 +312,6 @@ class ChainSync:
                         return
                     imported.append((block, justification))
                     self._imported += 1
-                    window_count += 1
                     self.state.current_block = block.header.number
             finally:
                 mark = self.clock()
@@ -224,11 +320,7 @@ class ChainSync:
             if not justified:
                 return
             start = next_start
-            now = self.clock()
-            if now - last_line >= PROGRESS_EVERY_SECONDS:
-                rate = window_count / max(now - window_start, 1e-6)
-                self.progress(self._line(rate, target))
-                window_start, window_count, last_line = now, 0, now
+            progress.add(len(imported))
 
     def _import_justifications(self, peer: str, imported: list[tuple[Block, bytes | None]]) -> bool:
         """Finalize what the justifications of a range prove. The last one finalizes every block
@@ -260,27 +352,42 @@ class ChainSync:
         return False
 
     async def _fetch_wanted(self) -> None:
+        """The branches that votes and gossip blocks named, newest first. One far above our best
+        is left to range sync (which brings justifications along); a peer that fails a request
+        is not asked again in this pass, so a dead connection costs one timeout, not one a tip."""
+        store = self.node.store
+        unreachable: set[str] = set()
         while self._wanted:
-            tip, sender = self._wanted.popitem()
-            if self.node.store.has_block(tip):
+            tip, (sender, number) = self._wanted.popitem()
+            if store.has_block(tip) or number > store.best_header().number + MAJOR_SYNC_BLOCKS:
                 continue
             peers = [*([sender] if sender in self.network.peers else []),
                      *(p for p in list(self.network.peers) if p != sender)]
             for peer in peers:
-                if await self.fetch_branch(peer, tip):
-                    break
+                if peer in unreachable:
+                    continue
+                try:
+                    if await self.fetch_branch(peer, tip, number):
+                        break
+                except NetworkError as exc:
+                    log.info("branch request failed peer=%s error=%s", peer, exc)
+                    unreachable.add(peer)
 
-    async def fetch_branch(self, peer: str, tip: bytes) -> bool:
-        """Import the branch that ends at `tip` from `peer` (blocks by range, with the tip named),
-        from just above our finalized block; whether we hold the tip afterwards."""
+    async def fetch_branch(self, peer: str, tip: bytes, number: int) -> bool:
+        """Import the branch that ends at `tip` (block #`number`) from `peer` (blocks by range,
+        with the tip named). The first request covers the last range below the tip; while its
+        first block's parent is unknown to us the start steps back (doubling, never below our
+        finalized block), as range sync does. Whether we hold the tip afterwards; NetworkError
+        when a request fails."""
         store = self.node.store
-        start = store.finalized_header().number + 1
+        floor = store.finalized_header().number + 1
+        if number < floor:
+            return False  # at or below our finality: not a branch we could ever take
+        start = max(floor, number - MAX_BLOCKS_PER_REQUEST + 1)
+        step = MAX_BLOCKS_PER_REQUEST
+        progress = _Progress(self, number)
         while not store.has_block(tip):
-            try:
-                response = await self.network.request_blocks(peer, start, MAX_BLOCKS_PER_REQUEST, tip)
-            except NetworkError as exc:
-                log.info("branch request failed peer=%s error=%s", peer, exc)
-                return False
+            response = await self.network.request_blocks(peer, start, MAX_BLOCKS_PER_REQUEST, tip)
             if not response:
                 return False  # the peer lacks it too
             try:
@@ -289,10 +396,18 @@ class ChainSync:
                 self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: undecodable block: {exc}")
                 return False
             first = blocks[0][0].header
-            if not self._chains(blocks) or first.number != start or not store.has_block(first.parent_hash):
+            if not self._chains(blocks) or first.number != start:
                 self.network.report(peer, PENALTY_BAD_RESPONSE, "sync: a branch response that does not chain")
                 return False
-            for block, _justification in blocks:
+            if not store.has_block(first.parent_hash):
+                if start <= floor:
+                    self.network.report(peer, PENALTY_BAD_RESPONSE,
+                                        "sync: a branch that does not contain our finalized block")
+                    return False
+                start, step = max(floor, start - step), step * 2
+                continue
+            imported: list[tuple[Block, bytes | None]] = []
+            for block, justification in blocks:
                 if store.has_block(block.header.hash):
                     continue
                 try:
@@ -300,9 +415,14 @@ class ChainSync:
                 except BlockImportError as exc:
                     if exc.kind.is_punishable:
                         self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: {exc.reason}")
+                    self._import_justifications(peer, imported)
                     return False
+                imported.append((block, justification))
+            if not self._import_justifications(peer, imported):
+                return False
+            progress.add(len(imported))
             start = blocks[-1][0].header.number + 1
-        log.info("branch fetched peer=%s tip=0x%s", peer, tip.hex()[:16])
+        log.info("branch fetched peer=%s tip=0x%s number=%d", peer, tip.hex()[:16], number)
         return True
 
     def _line(self, rate: float, target: int) -> str:

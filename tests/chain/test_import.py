@@ -173,3 +173,14 @@ def test_import_block_future_slot_is_ignorable_not_punishable(chain):
         import_block(store, block, seal_check=seal_check)
     assert info.value.kind is ImportErrorKind.FUTURE_SLOT and not info.value.kind.is_punishable
     assert not store.has_block(block.hash)
+
+
+def test_the_chain_store_keeps_the_node_cache_it_is_given():
+    """An empty NodeCache is falsy (it has a length): the store must still use it, with its
+    budget, rather than its own default (this once made `state.py --cache-mb` a no-op)."""
+    from runtime.trie import NodeCache
+
+    cache = NodeCache(max_bytes=1 << 20)
+    assert len(cache) == 0
+    store = ChainStore(MemoryKV(), cache)
+    assert store.cache is cache

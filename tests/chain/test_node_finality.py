@@ -204,3 +204,71 @@ def test_node_serves_the_branch_of_a_named_tip(tmp_path):
     assert node.get_blocks(BlocksRequest(1, 10, b"\x07" * 32)) == []
     assert node.get_blocks(BlocksRequest(4, 10, tip)) == []
     node.close()
+
+
+# --- finality that moves the best chain to another fork is a reorg for the pool and watchers ----------
+
+def _transfer(node, sender, value):
+    from runtime.executive import get_state_runtime
+    from runtime.extrinsic import encode_signed, signing_payload
+    from runtime.pallets.system.account import get_account
+    from runtime.storage import OverlayState
+    from runtime.types import Era
+
+    _best, state = node.best_state()
+    overlay = OverlayState(state.get, state.iter_prefix)
+    runtime = get_state_runtime(overlay)
+    call = runtime.encode_call("Balances", "transfer_keep_alive",
+                               {"dest": ("Id", dev_account("eve").public), "value": value})
+    nonce = get_account(overlay, sender.public).nonce
+    genesis = node.store.genesis_hash
+    payload = signing_payload(call, Era.encode(None), nonce, 0, runtime.spec_version, 1, genesis, genesis)
+    return encode_signed(call, sender.public, sender.scheme, sender.sign(payload), None, nonce, 0)
+
+
+def test_finality_that_abandons_the_best_fork_returns_its_transactions_to_the_pool(tmp_path):
+    """alice's node authors a fork of three blocks, the first with a transfer; bob's one-block
+    fork from genesis is then finalized (as a justification from the network would). The best
+    chain moves to bob's fork, the transfer is back in the pool, and its watcher saw it
+    `inBlock`, then `retracted`."""
+    import trio
+
+    from consensus.authoring import author_block, find_slot_author
+    from runtime.hashing import blake2_256
+    from tests.consensus.finality_harness import MemoryRecord
+
+    clock = Clock()
+    node = open_local_node(tmp_path, clock)
+    genesis, genesis_state = node.best_state()
+    bob = dev_account("bob", ED25519)
+    slot = int(clock.now * 1000) // node.slot_ms + 1
+    while find_slot_author(genesis_state, slot, bob.public) is None:
+        slot += 1
+    bobs = author_block(genesis_state, genesis, slot, node.slot_ms, dev_account("bob").public, bob, MemoryRecord(),
+                        []).block
+    data = _transfer(node, dev_account("alice"), 10**12)
+    tx_hash = node.submit_extrinsic(data)
+    watcher = node.tx_status.watch(tx_hash)
+    clock.now = slot * node.slot_ms / 1000
+    authored = []
+    while len(authored) < 3:
+        clock.now += node.slot_ms / 1000
+        if node.try_author(int(clock.now * 1000) // node.slot_ms) is not None:
+            authored.append(node.store.best_header())
+    ours = node.store.require_header(node.store.hash_at(1))
+    assert data in node.store.get_body(ours.hash) and len(node.pool) == 0
+    node.import_block(bobs)
+    assert node.store.best_header().number == 3  # bob's block is a shorter fork
+    node.gadget.chain.finalize(bobs.header.hash, b"justification")
+    assert node.store.best_hash == bobs.header.hash
+    assert [tx.hash for tx in node.pool.ready()] == [blake2_256(data)]
+    statuses = []
+    while True:
+        try:
+            statuses.append(watcher.receive_nowait())
+        except trio.WouldBlock:
+            break
+    assert {"inBlock": "0x" + ours.hash.hex()} in statuses
+    assert statuses.index({"retracted": "0x" + ours.hash.hex()}) > statuses.index({"inBlock": "0x" + ours.hash.hex()})
+    assert statuses[-1] == "ready"
+    node.close()

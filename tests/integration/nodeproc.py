@@ -54,12 +54,18 @@ class NodeProcess:
 
     def _read_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.stderr_lines.append(line)
-            if "Local node identity is: " in line:
-                self.peer_id = line.rsplit(" ", 1)[-1].strip()
-            if "gensyn-node: ready" in line:
-                self._ready.set()
+        self.base_path.mkdir(parents=True, exist_ok=True)
+        with open(self.base_path / "node.log", "a") as log:  # kept across restarts, for a failed test
+            for line in self.proc.stderr:
+                log.write(line)
+                self._on_line(line)
+
+    def _on_line(self, line: str) -> None:
+        self.stderr_lines.append(line)
+        if "Local node identity is: " in line:
+            self.peer_id = line.rsplit(" ", 1)[-1].strip()
+        if "gensyn-node: ready" in line:
+            self._ready.set()
 
     @property
     def multiaddr(self) -> str:

@@ -16,6 +16,7 @@ import pytest
 
 from gensyn_node.chain_spec import dev_spec
 from gensyn_node.keyring import dev_account
+from gensyn_node.sync import MAJOR_SYNC_BLOCKS
 from p2p.network import peer_id_of
 from runtime.crypto import ED25519, ss58_encode
 from tests.integration.nodeproc import NodeProcess
@@ -185,6 +186,11 @@ def _author_offline(base: Path, spec_path: Path, count: int) -> None:
         node.close()
 
 
+def _authored_numbers(node: NodeProcess) -> list[int]:
+    return [int(line.split("authored number=")[1].split()[0]) for line in node.stderr_lines
+            if "authored number=" in line]
+
+
 def test_faults_late_validator_syncs_1000_blocks_and_follows_the_tip(tmp_path):
     spec_json = json.loads(dev_spec(4, slot_ms=SLOT_MS).to_json())
     spec_json["genesis"]["params"]["era_length"] = 5000  # one era: this test is about sync, not set changes
@@ -203,6 +209,11 @@ def test_faults_late_validator_syncs_1000_blocks_and_follows_the_tip(tmp_path):
         monitor.add(dave)
         monitor.wait(lambda _n: best_number(dave) >= target, 180, "dave syncs the chain")
         assert any("Syncing" in line and "bps, target=#" in line for line in dave.stderr_lines)
+        # While far behind, dave claimed no slot (a fork of its own would only slow its sync):
+        # what it authored lies before it heard a peer, or after it caught up.
+        assert any("authoring paused: major-syncing" in line for line in dave.stderr_lines)
+        behind = [n for n in _authored_numbers(dave) if 10 < n < target - MAJOR_SYNC_BLOCKS]
+        assert behind == [], behind
         caught_up = best_number(dave)
         monitor.wait(lambda _n: best_number(dave) >= caught_up + 5, 60, "dave follows the tip")
         monitor.wait_finalized(list(NAMES), caught_up + 5, timeout=90)
