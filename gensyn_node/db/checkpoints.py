@@ -1,7 +1,7 @@
 """The checkpoint blob store: training states in the node's LevelDB, keyed by their blake2-256.
 
 Data path step: a solver uploads every checkpoint (`mlcompute_putCheckpoint`), verifiers and the
-job CLI read them back (`mlcompute_getCheckpoint`, later the p2p blob protocol). A blob is
+job CLI read them back (`mlcompute_getCheckpoint`), and peers over the p2p blob protocol. A blob is
 stored once whatever the number of jobs that name it; each job's reference is kept in two
 index tables (job -> blobs, blob -> jobs), so eviction can drop a settled job's checkpoints
 while another job still holding the same bytes keeps them.
