@@ -401,9 +401,20 @@ class Node:
         return path[::-1][:request.count]
 
     def get_blob(self, blob_hash: bytes) -> bytes | None:
-        from gensyn_node.db import keys
+        """A blob for a peer: only bytes that still hash to their key are served."""
+        from gensyn_node.db.kv import StoreCorruptError
 
-        return self.store.kv.get(keys.checkpoint_key(blob_hash))
+        try:
+            return self.checkpoints.get(blob_hash)
+        except StoreCorruptError as exc:
+            log.error("checkpoint not served reason=%s", exc)
+            return None
+
+    async def fetch_blob(self, blob_hash: bytes) -> bytes | None:
+        """A blob this node lacks, from its peers (checked against its hash, then stored)."""
+        from gensyn_node.blob_fetch import fetch_and_store_blob
+
+        return await fetch_and_store_blob(self.network, self.checkpoints, blob_hash)
 
     def _on_peer_status(self, _peer: str, status: Any) -> None:
         """A peer's status: when it is ahead of us, sync looks now rather than at its next poll."""

@@ -29,6 +29,7 @@ PENALTY_INVALID_BLOCK = -100   # a block that fails its checks (seal, leader, ex
 PENALTY_INVALID_TX = -5        # a transaction the pool rejects as invalid (it may have raced a block)
 PENALTY_BAD_RESPONSE = -50     # a sync response that does not chain or fails import
 PENALTY_VOTE = -20             # a vote the finality gadget rejects
+PENALTY_BAD_BLOB = -50         # a blob answer whose bytes do not hash to the requested hash
 
 
 @dataclass

@@ -150,6 +150,38 @@ def test_checkpoint_store_orphans_expire(kv):
     assert store.used_bytes == 1000
 
 
+def test_checkpoint_store_unverified_references_expire_as_orphans(kv):
+    clock = Clock()
+    store = make_store(kv, clock)
+    loose = store.put(blob(1), job_id=JOB_A, index=0, pinned=False)
+    both = store.put(blob(2), job_id=JOB_A, index=1, pinned=False)
+    store.put(blob(2), job_id=JOB_B, index=0)  # a checked reference pins the shared blob
+    store.put(blob(2), job_id=JOB_B, index=0, pinned=False)  # and a later unchecked put keeps the pin
+    assert not store.is_pinned(loose) and store.is_pinned(both)
+    clock.now += DAY_MS
+    assert store.evict().blobs == 1
+    assert store.get(loose) is None and store.get(both) == blob(2)
+    # The orphan's unverified reference went with it; the pinned blob keeps both of its jobs.
+    assert store.get_job_checkpoints(JOB_A) == [(1, both)]
+    assert sorted(store.get_owners(both)) == [JOB_A, JOB_B]
+    assert kv.get(keys.checkpoint_owner_key(loose, JOB_A)) is None
+
+
+def test_checkpoint_store_full_evicts_oldest_orphans_for_a_pinned_put_only(kv):
+    clock = Clock()
+    store = make_store(kv, clock, max_blob_bytes=1000, capacity_bytes=2500)
+    old = store.put(blob(1), job_id=JOB_A, index=0, pinned=False)
+    clock.now += 1
+    young = store.put(blob(2))
+    # An unverified put never displaces anything.
+    with pytest.raises(CheckpointStoreFull):
+        store.put(blob(3), job_id=JOB_A, index=1, pinned=False)
+    assert store.get(old) == blob(1) and store.get(young) == blob(2)
+    pinned = store.put(blob(3), job_id=JOB_B, index=0)
+    assert store.get(old) is None and store.get(young) == blob(2) and store.get(pinned) == blob(3)
+    assert store.used_bytes == 2000 and store.get_job_checkpoints(JOB_A) == []
+
+
 def test_checkpoint_store_reopen_keeps_blobs_and_usage(tmp_path):
     path = str(tmp_path / "db")
     kv = LevelKV(path)

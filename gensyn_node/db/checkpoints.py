@@ -1,7 +1,7 @@
 """The checkpoint blob store: training states in the node's LevelDB, keyed by their blake2-256.
 
 Data path step: a solver uploads every checkpoint (`mlcompute_putCheckpoint`), verifiers and the
-job CLI read them back (`mlcompute_getCheckpoint`, later the p2p blob protocol). A blob is
+job CLI read them back (`mlcompute_getCheckpoint`), and peers over the p2p blob protocol. A blob is
 stored once whatever the number of jobs that name it; each job's reference is kept in two
 index tables (job -> blobs, blob -> jobs), so eviction can drop a settled job's checkpoints
 while another job still holding the same bytes keeps them.
@@ -11,7 +11,13 @@ that would pass the capacity first evicts what the policy allows, and is refused
 `CheckpointStoreFull` if that is not enough (nothing stored is lost to make room otherwise).
 
 Eviction policy: a job settled more than `retention_ms` ago keeps only its final model; a blob
-no job names (uploaded without a job) is dropped `orphan_retention_ms` after it was stored.
+no job pins is dropped `orphan_retention_ms` after it was stored. A job's reference either pins
+its blob (the default: the caller checked it against the job on chain, as
+`mlcompute_putCheckpoint` does when named the job's id) or is unverified (`pinned=False`: an
+upload naming only a job hash, such as `gensyn-node train --rpc` off chain, or a blob fetched
+from a peer): a blob with no pinning reference is an orphan, whatever its unverified references.
+When a pinned put finds the store full, the oldest orphans make room for it first, so unverified
+uploads are bounded by time (the orphan retention) and never crowd out a checked checkpoint.
 Which jobs are settled, when, and with which final state comes from an injected
 `SettlementSource` (the ML pallet's storage once it exists; `NoSettlements` until then).
 Every write is one atomic batch of the one `KVStore`: a crash never leaves a blob without its
@@ -41,6 +47,9 @@ DEFAULT_CAPACITY_BYTES = 4 * 1024**3
 DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
 DEFAULT_ORPHAN_RETENTION_MS = 24 * 3600 * 1000
 HASH_LEN = keys.HASH_LEN
+# The value of an owner record (blob -> job): a pinning reference is empty, as every reference
+# written before unverified ones existed; an unverified one is this marker.
+UNVERIFIED_OWNER = b"u"
 
 
 class CheckpointStoreError(Exception):
@@ -169,12 +178,18 @@ class CheckpointStore:
         prefix = keys.CHECKPOINT_OWNER + _validate_hash(blob_hash, "a checkpoint hash")
         return [key[len(prefix):] for key, _ in self.kv.iterate(prefix)]
 
+    def is_pinned(self, blob_hash: bytes) -> bool:
+        """True when some job's reference pins the blob (it is not an orphan)."""
+        prefix = keys.CHECKPOINT_OWNER + _validate_hash(blob_hash, "a checkpoint hash")
+        return any(value != UNVERIFIED_OWNER for _key, value in self.kv.iterate(prefix))
+
     # --- writes --------------------------------------------------------------------------------
 
     def put(self, data: bytes, *, expected_hash: bytes | None = None, job_id: bytes | None = None,
-            index: int | None = None) -> bytes:
+            index: int | None = None, pinned: bool = True) -> bytes:
         """Store `data` (for `job_id`, as its checkpoint `index`, when given); returns its hash.
-        Storing bytes already held only adds the job's reference. Raises CheckpointStoreError."""
+        Storing bytes already held only adds the job's reference. `pinned=False` records the
+        reference as unverified (see the module docstring). Raises CheckpointStoreError."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise InvalidCheckpoint(f"a checkpoint is bytes, not {type(data).__name__}")
         data = bytes(data)
@@ -194,8 +209,11 @@ class CheckpointStore:
                 f"checkpoint bytes hash to 0x{blob_hash.hex()}, not 0x{expected_hash.hex()}")
         puts: dict[bytes, bytes] = {}
         if job_id is not None:
+            owner_key = keys.checkpoint_owner_key(blob_hash, job_id)
+            # An unverified put never downgrades a reference that a checked one pinned.
+            held = self.kv.get(owner_key)
             puts[keys.checkpoint_job_key(job_id, blob_hash)] = canonical.encode([index])
-            puts[keys.checkpoint_owner_key(blob_hash, job_id)] = b""
+            puts[owner_key] = b"" if pinned or held == b"" else UNVERIFIED_OWNER
         if self.has(blob_hash):
             if puts:
                 self.kv.write(puts)
@@ -203,6 +221,8 @@ class CheckpointStore:
         # Verify that the store has room, after evicting what the policy allows.
         if self._used + len(data) > self.capacity_bytes:
             self.evict()
+            if pinned and job_id is not None:
+                self._evict_oldest_orphans(self._used + len(data) - self.capacity_bytes)
             if self._used + len(data) > self.capacity_bytes:
                 raise CheckpointStoreFull(
                     f"checkpoint store full: {self._used} of {self.capacity_bytes} bytes used, "
@@ -263,14 +283,38 @@ class CheckpointStore:
                 blobs, freed = blobs + 1, freed + size
         return blobs, freed
 
+    def _drop_orphan(self, blob_hash: bytes, info: BlobInfo) -> None:
+        """Delete an orphan with its unverified references, in one batch."""
+        deletes = [keys.checkpoint_key(blob_hash), keys.checkpoint_info_key(blob_hash)]
+        for job_id in self.get_owners(blob_hash):
+            deletes += [keys.checkpoint_job_key(job_id, blob_hash), keys.checkpoint_owner_key(blob_hash, job_id)]
+        self.kv.write({}, deletes)
+        self._used -= info.size
+
     def _evict_orphans(self, now: int) -> tuple[int, int]:
         blobs = freed = 0
         for key, raw in self.kv.iterate(keys.CHECKPOINT_INFO):
             info = _decode_info(raw)
             blob_hash = key[len(keys.CHECKPOINT_INFO):]
-            if now - info.stored_at_ms < self.orphan_retention_ms or self.get_owners(blob_hash):
+            if now - info.stored_at_ms < self.orphan_retention_ms or self.is_pinned(blob_hash):
                 continue
-            self.kv.write({}, [keys.checkpoint_key(blob_hash), key])
-            self._used -= info.size
+            self._drop_orphan(blob_hash, info)
             blobs, freed = blobs + 1, freed + info.size
         return blobs, freed
+
+    def _evict_oldest_orphans(self, need: int) -> None:
+        """Free at least `need` bytes of orphans, oldest first (as many as there are)."""
+        orphans = []
+        for key, raw in self.kv.iterate(keys.CHECKPOINT_INFO):
+            blob_hash = key[len(keys.CHECKPOINT_INFO):]
+            if not self.is_pinned(blob_hash):
+                info = _decode_info(raw)
+                orphans.append((info.stored_at_ms, blob_hash, info))
+        freed = 0
+        for _at, blob_hash, info in sorted(orphans):
+            if freed >= need:
+                break
+            self._drop_orphan(blob_hash, info)
+            freed += info.size
+        if freed:
+            log.info("checkpoint orphans evicted for room bytes=%d used=%d", freed, self._used)

@@ -23,10 +23,15 @@ class BlobError(Exception):
 
 
 class NodeBlobs:
-    def __init__(self, url: str, *, timeout: float = 60.0, attempts: int = ATTEMPTS) -> None:
+    """`chain_job`: the on-chain id of the job whose checkpoints this uploads (the solver
+    daemon's), so the node checks each against that job and pins it; None off chain."""
+
+    def __init__(self, url: str, *, timeout: float = 60.0, attempts: int = ATTEMPTS,
+                 chain_job: int | None = None) -> None:
         self.url = url
         self.rpc = RpcClient(url, timeout=timeout)
         self.attempts = attempts
+        self.chain_job = chain_job
 
     def close(self) -> None:
         self.rpc.close()
@@ -49,8 +54,10 @@ class NodeBlobs:
     def put(self, data: bytes, job_id: bytes | None = None, index: int | None = None) -> bytes:
         """Upload one checkpoint; returns its hash, as the node computed and checked it."""
         blob_hash = blake2_256(data)
-        result = self._call("mlcompute_putCheckpoint", "0x" + data.hex(), "0x" + blob_hash.hex(),
-                            None if job_id is None else "0x" + job_id.hex(), index)
+        params = ["0x" + data.hex(), "0x" + blob_hash.hex(), None if job_id is None else "0x" + job_id.hex(), index]
+        if self.chain_job is not None:
+            params.append(self.chain_job)
+        result = self._call("mlcompute_putCheckpoint", *params)
         if result != "0x" + blob_hash.hex():
             raise BlobError(f"node stored the checkpoint under {result}, not 0x{blob_hash.hex()}")
         return blob_hash

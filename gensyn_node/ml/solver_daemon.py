@@ -114,7 +114,7 @@ class SolverDaemon:
         splits = self.load_splits(tjob.dataset_id)
         self.emit("training", job=job_id, steps=tjob.steps, checkpoints=tjob.n_checkpoints,
                   cheat=self.cheat or "none")
-        blobs = NodeBlobs(self.view.url)
+        blobs = NodeBlobs(self.view.url, chain_job=job_id)  # the node checks each checkpoint against the job
         try:
             result = run_solver(tjob, splits.train, self.workdir(job_id), blobs=blobs,
                                 cheat=self.runner(tjob) if self.cheat else None, progress=self.progress,

@@ -328,5 +328,11 @@ def build_api(node: RpcNode) -> RpcApi:
     register_substrate_api(api, node)
     register_grandpa_api(api, node)
     register_mlcompute_api(api, node)
-    register_checkpoint_api(api, node.checkpoints)
+
+    def get_best_overlay() -> OverlayState:
+        _header, trie = node.best_state()
+        return OverlayState(trie.get, trie.iter_prefix)
+
+    # The node's peer fetcher when it has one (a node without a network answers from its store).
+    register_checkpoint_api(api, node.checkpoints, get_best_overlay, getattr(node, "fetch_blob", None))
     return api

@@ -1,6 +1,9 @@
 """A hostile peer for the network tests: it speaks Noise and gossipsub correctly, dials the node
 given on the command line, then publishes garbage on the chain's block topic. It prints one line
-per event (`connected`, `in mesh`, `published N peers=N`) so the test can follow it."""
+per event (`connected`, `in mesh`, `published N peers=N`) so the test can follow it.
+
+Mode `blobs` (the fifth argument) lies instead: it publishes nothing and answers every blob
+request with bytes that do not hash to the requested hash, printing `lied N` for each."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ class Quiet:
 
     def __init__(self, genesis_hash: bytes) -> None:
         self.genesis_hash = genesis_hash
+        self.lies = 0
 
     def get_status(self) -> Status:
         return Status(0, self.genesis_hash, 0, self.genesis_hash, False)
@@ -38,15 +42,29 @@ class Quiet:
         return Verdict.IGNORE
 
 
-async def main(genesis_hex: str, bootnode: str, port: int, seconds: float) -> None:
+class BlobLiar(Quiet):
+    """Claims to hold every blob, and serves other bytes for it."""
+
+    def get_blob(self, blob_hash: bytes) -> bytes | None:
+        self.lies += 1
+        print(f"lied {self.lies}", flush=True)
+        return b"not the blob of " + blob_hash
+
+
+async def main(genesis_hex: str, bootnode: str, port: int, seconds: float, mode: str = "blocks") -> None:
     genesis = bytes.fromhex(genesis_hex.removeprefix("0x"))
     config = NetworkConfig(genesis_hash=genesis, node_key=b"\x66" * 32,
                            listen_addrs=[f"/ip4/127.0.0.1/tcp/{port}"], bootnodes=[bootnode])
     async with trio.open_nursery() as nursery:
-        network = await nursery.start(Network(config, Quiet(genesis)).run)
+        network = await nursery.start(Network(config, BlobLiar(genesis) if mode == "blobs" else Quiet(genesis)).run)
         print(f"identity {network.local_peer_id}", flush=True)
         await network.peer_connected.wait()
         print("connected", flush=True)
+        if mode == "blobs":
+            with trio.move_on_after(seconds):
+                await trio.sleep_forever()  # answering requests is the network's own task
+            nursery.cancel_scope.cancel()
+            return
         with trio.fail_after(30):  # the node joins our block mesh at a heartbeat (1 s)
             while not network.block_mesh_peers():
                 await trio.sleep(0.05)
@@ -62,4 +80,4 @@ async def main(genesis_hex: str, bootnode: str, port: int, seconds: float) -> No
 
 
 if __name__ == "__main__":
-    trio.run(main, sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+    trio.run(main, sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), *sys.argv[5:6])
