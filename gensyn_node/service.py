@@ -40,6 +40,7 @@ from gensyn_node.equivocation import SlotWatch, encode_block_report, encode_vote
 from gensyn_node.finality import make_gadget
 from gensyn_node.keyring import Keypair
 from gensyn_node.metrics import NodeMetrics
+from gensyn_node.published_checkpoints import keep_published_checkpoints
 from gensyn_node.rpc.limits import ConnectionStats
 from gensyn_node.rpc.methods import build_api
 from gensyn_node.rpc.server import RpcConfig, serve_rpc
@@ -168,6 +169,7 @@ class Node:
         if result.status.value == "best":
             self._on_new_best(block, previous_best, result)
         if result.status.value != "known":
+            keep_published_checkpoints(self.store, self.checkpoints, block)
             earlier = self.slot_watch.on_header(block.header)
             if earlier is not None:
                 self._submit_report("block", lambda runtime: encode_block_report(runtime, earlier, block.header))

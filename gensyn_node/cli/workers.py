@@ -18,8 +18,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     _common(solver)
     solver.add_argument("--dir", default=None, help="training directories (default ~/.cache/gensyn-node/solver-KEY)")
     solver.add_argument("--cheat", default=None, metavar="MODE",
-                        help="dishonest solver for tests and demos: fake-segment[:I], skip-steps[:K], other-data")
+                        help="dishonest solver for tests and demos: fake-segment[:I], skip-steps[:K], other-data, "
+                             "withhold (trains honestly, uploads and publishes nothing)")
     solver.add_argument("--no-progress", action="store_true", help="no progress bar")
+    solver.add_argument("--no-upload", action="store_true",
+                        help="keep checkpoints in the training directory; publish on chain only those a verifier "
+                             "reports unavailable")
     solver.set_defaults(handler=cmd_solver)
 
     verifier = sub.add_parser("verifier", help="stake as a verifier, re-run drawn segments, attest or challenge")
@@ -77,12 +81,13 @@ def cmd_solver(args: argparse.Namespace) -> int:
     from gensyn_node.ml.datasets import get_cache_dir
     from gensyn_node.ml.solver_daemon import SolverDaemon
 
-    if args.cheat and args.cheat.partition(":")[0] not in CHEAT_MODES:
-        raise CliError(f"--cheat {args.cheat}: one of {', '.join(CHEAT_MODES)}")
+    modes = (*CHEAT_MODES, "withhold")
+    if args.cheat and args.cheat.partition(":")[0] not in modes:
+        raise CliError(f"--cheat {args.cheat}: one of {', '.join(modes)}")
     key = parse_key(args.key)
     base = Path(args.dir) if args.dir else get_cache_dir(args.cache_dir) / f"solver-{key.address[:12]}"
     return _run(args, lambda view, stake: SolverDaemon(view, stake, base, cheat=args.cheat,
-                                                       progress=not args.no_progress, device=args.device,
+                                                       upload=not args.no_upload, progress=not args.no_progress, device=args.device,
                                                        cache_dir=args.cache_dir, poll_s=args.poll_ms / 1000))
 
 

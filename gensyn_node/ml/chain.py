@@ -125,6 +125,11 @@ class ChainView:
         hashes = [by_index[i] for i in range(n)]
         return hashes if compute_commitment(hashes) == _hex(commitment["checkpointRoot"]) else None
 
+    def get_published_checkpoints(self, job: dict[str, Any]) -> list[bytes] | None:
+        """The checkpoint list the solver had to publish on chain (after a report), if any."""
+        raw = self.rpc.call("state_getStorage", "0x" + ml.PublishedCheckpoints.key(job["id"]).hex())
+        return None if raw is None else list(ml.PublishedCheckpoints.value_type.decode(_hex(raw)))
+
     def free_balance(self, who: bytes) -> int:
         return self.client.balance(who).free
 

@@ -4,6 +4,10 @@ a progress bar, every checkpoint stored in a training directory and uploaded to 
 commits, and defends its commitment in a dispute: reveals the segment, posts the state hash at
 each midpoint the runtime picks, and (when honest) submits the referee's input.
 
+When a verifier reports a checkpoint unavailable (`--no-upload` keeps checkpoints local, or the
+node lost them), it publishes that checkpoint and the checkpoint list on chain before the
+report's deadline. `--cheat withhold` uploads and publishes nothing, and loses its lock.
+
 A restart resumes: a job still assigned is trained on from the last journalled checkpoint of
 its directory (`<dir>/job-<id>`), a job already committed is only defended.
 """
@@ -29,18 +33,23 @@ log = logging.getLogger(__name__)
 
 class SolverDaemon:
     def __init__(self, view: ChainView, stake: int, base_dir: Path, *, cheat: str | None = None,
-                 progress: bool = True, device: str = "cpu", cache_dir: str | None = None,
+                 upload: bool = True, progress: bool = True, device: str = "cpu", cache_dir: str | None = None,
                  poll_s: float = 0.25) -> None:
         self.view = view
         self.stake = stake
         self.base_dir = base_dir
-        self.cheat = cheat
+        # `withhold` trains honestly but keeps its checkpoints to itself: it uploads none and
+        # publishes none when a verifier reports one unavailable (so it loses by the deadline).
+        self.withhold = cheat == "withhold"
+        self.cheat = None if self.withhold else cheat
+        self.upload = upload and not self.withhold
         self.progress = progress
         self.device = device
         self.cache_dir = cache_dir
         self.poll_s = poll_s
         self.statuses: dict[int, str] = {}
         self.moves_sent: set[tuple[int, str, int]] = set()
+        self.published: set[tuple[int, int]] = set()  # (job, checkpoint index) sent on chain
         self.traces: dict[tuple[int, int], SegmentTrace] = {}
         self._splits: dict[bytes, Any] = {}
 
@@ -65,6 +74,8 @@ class SolverDaemon:
                     self.train_and_commit(job)
             elif job["status"] == "Disputed":
                 self.defend(job)
+            if job["status"] in ("Verifying", "Disputed") and job["withheld"]:
+                self.publish(job)
 
     def note_status(self, job: dict[str, Any]) -> None:
         before = self.statuses.get(job["id"])
@@ -114,14 +125,16 @@ class SolverDaemon:
         splits = self.load_splits(tjob.dataset_id)
         self.emit("training", job=job_id, steps=tjob.steps, checkpoints=tjob.n_checkpoints,
                   cheat=self.cheat or "none")
-        blobs = NodeBlobs(self.view.url, chain_job=job_id)  # the node checks each checkpoint against the job
+        # The node checks each checkpoint against the job on chain.
+        blobs = NodeBlobs(self.view.url, chain_job=job_id) if self.upload else None
         try:
             result = run_solver(tjob, splits.train, self.workdir(job_id), blobs=blobs,
                                 cheat=self.runner(tjob) if self.cheat else None, progress=self.progress,
                                 device=self.device,
                                 on_event=lambda name, fields: self.emit(name, job=job_id, **fields))
         finally:
-            blobs.close()
+            if blobs is not None:
+                blobs.close()
         final = decode_state(result.final).to(self.device)
         test = splits.test
         accuracy = compute_accuracy(final, test.images.to(self.device), test.labels.to(self.device))
@@ -136,6 +149,30 @@ class SolverDaemon:
             raise ChainError(f"commit of job {job_id} failed in its block")
         self.emit("committed", job=job_id, root="0x" + root.hex()[:16], final="0x" + result.hashes[-1].hex()[:16],
                   test_accuracy=f"{accuracy:.4f}", train_s=f"{result.seconds:.1f}")
+
+    # --- data availability -----------------------------------------------------------------------
+
+    def publish(self, job: dict[str, Any]) -> None:
+        """A verifier reported a checkpoint unavailable: put its bytes and the checkpoint list on
+        chain (`publish_checkpoint`) before the deadline."""
+        job_id = job["id"]
+        for report in job["withheld"]:
+            index = report["segment"]
+            if (job_id, index) in self.published:
+                continue
+            self.published.add((job_id, index))
+            if self.withhold:
+                self.emit("publication_withheld", job=job_id, index=index)
+                continue
+            workdir = self.workdir(job_id)
+            hashes = workdir.read_hashes()
+            data = workdir.read_checkpoint(index, hashes[index])
+            if data is None:
+                self.emit("publication_failed", job=job_id, index=index, reason="checkpoint_missing")
+                continue
+            args = {"job": job_id, "index": index, "state": data, "hashes": hashes}
+            if try_send(self.view, self.emit, "publish_checkpoint", args):
+                self.emit("checkpoint_published", job=job_id, index=index, bytes=len(data))
 
     # --- disputes --------------------------------------------------------------------------------
 

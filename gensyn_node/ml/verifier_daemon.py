@@ -6,6 +6,11 @@ and attests (a match) or challenges with a bond (a mismatch). In the dispute it 
 midpoint from its own re-run and, at the last step, submits the referee's input: the agreed
 pre-state and the step's Merkle-proven batch.
 
+When the list or the start checkpoint cannot be had for a few blocks (the solver's node withholds
+them and no peer holds them), it reports the segment on chain (`report_unavailable`); the
+solver must then publish the checkpoint and the list in a block, where every node picks them up,
+or lose its lock (runtime/pallets/ml_compute/availability.py).
+
 `--cheat lazy` attests every drawn segment without fetching or re-running anything (the
 verifier's dilemma, for tests and the demo).
 """
@@ -26,6 +31,7 @@ from gensyn_node.ml.workers import (
 )
 
 log = logging.getLogger(__name__)
+REPORT_AFTER_BLOCKS = 3  # heads of retrying (the node fetches from peers meanwhile) before a report
 
 
 class VerifierDaemon:
@@ -42,6 +48,8 @@ class VerifierDaemon:
         self.statuses: dict[int, str] = {}
         self.handled: set[tuple[int, int]] = set()  # (job, segment) attested, challenged or given up
         self.unavailable: set[int] = set()
+        self.missing_since: dict[tuple[int, int], int] = {}  # (job, segment) -> the head we first lacked it at
+        self.reported: set[tuple[int, int]] = set()
         self.traces: dict[tuple[int, int], SegmentTrace] = {}
         self.moves_sent: set[tuple[int, str, int]] = set()
         self._splits: dict[bytes, Any] = {}
@@ -109,14 +117,16 @@ class VerifierDaemon:
             if self.lazy:
                 self.attest(job, segment, None)
                 continue
-            hashes = self.view.get_job_checkpoints(job)
+            hashes = self.view.get_job_checkpoints(job) or self.view.get_published_checkpoints(job)
             if hashes is None:
                 if job_id not in self.unavailable:
                     self.emit("checkpoints_unavailable", job=job_id, retry_until=job["attestEnd"])
                     self.unavailable.add(job_id)
+                self.report_if_still_missing(job, segment, head)
                 return
             trace = self.rerun(job, segment, hashes)
             if trace is None:
+                self.report_if_still_missing(job, segment, head)
                 return
             expected = hashes[segment + 1]
             if trace.end_hash == expected:
@@ -124,6 +134,20 @@ class VerifierDaemon:
             elif job["status"] == "Verifying" and head.number < job["challengeEnd"]:
                 self.challenge(job, segment, trace.end_hash, expected)
             # Disputed: another challenge is open; this one waits for the next block.
+
+    def report_if_still_missing(self, job: dict[str, Any], segment: int, head: Head) -> None:
+        """The list or the segment's start checkpoint is still not to be had (the node asks its
+        peers for a blob it lacks): after REPORT_AFTER_BLOCKS heads of retrying, or when the
+        attest window is about to close, report it on chain, once; the solver must publish it."""
+        key = (job["id"], segment)
+        first = self.missing_since.setdefault(key, head.number)
+        if key in self.reported or any(w["segment"] == segment for w in job["withheld"]):
+            return
+        if head.number - first < REPORT_AFTER_BLOCKS and head.number < job["attestEnd"] - 1:
+            return
+        self.reported.add(key)
+        if try_send(self.view, self.emit, "report_unavailable", {"job": job["id"], "segment": segment}):
+            self.emit("reported_unavailable", job=job["id"], segment=segment, after_blocks=head.number - first)
 
     def rerun(self, job: dict[str, Any], segment: int, hashes: list[bytes]) -> SegmentTrace | None:
         from gensyn_node.ml.remote import BlobError, NodeBlobs
@@ -144,7 +168,8 @@ class VerifierDaemon:
         finally:
             blobs.close()
         if data is None:
-            self.emit("checkpoint_unavailable", job=job["id"], index=segment)
+            if key not in self.missing_since:
+                self.emit("checkpoint_unavailable", job=job["id"], index=segment)
             return None
         try:
             start = decode_state_checked(data, hashes[segment]).to(self.device)

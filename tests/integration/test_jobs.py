@@ -44,8 +44,10 @@ def totals(client: NodeClient, name: str) -> tuple[int, int]:
     return b.free, b.reserved
 
 
-def submit(node) -> int:  # type: ignore[no-untyped-def]
-    done = run_cli(*SUBMIT, "--rpc", node.url)
+def submit(node, verifiers: int = 1, segments: int = 4) -> int:  # type: ignore[no-untyped-def]
+    args = list(SUBMIT)
+    args[args.index("--verifiers") + 1], args[args.index("--segments") + 1] = str(verifiers), str(segments)
+    done = run_cli(*args, "--rpc", node.url)
     assert done.returncode == 0, done.stderr[-2000:]
     return last_json(done.stdout)["job"]
 
@@ -207,5 +209,57 @@ def test_lazy_verifier_attests_a_faked_segment_and_the_fraud_settles(node, tmp_p
         assert not any("event=rerun" in line for line in verifier.lines)
     finally:
         view.close()
+        solver.stop()
+        verifier.stop()
+
+
+def test_checkpoints_kept_local_are_reported_published_on_chain_and_the_job_settles(node, tmp_path):
+    """A solver that uploads nothing (`--no-upload`): the verifier cannot get the list or its
+    segment's start checkpoint, reports it on chain, the solver publishes both in a block, the
+    node keeps the bytes from that block, and the verifier re-runs, attests, and the job settles."""
+    solver = WorkerProcess("solver", node.url, SOLVER, "50u", "--dir", str(tmp_path / "solver"), "--no-progress",
+                           "--no-upload").start()
+    verifier = WorkerProcess("verifier", node.url, VERIFIER, "10u").start()
+    view = ChainView(node.url)
+    try:
+        solver.wait_for("event=registered")
+        verifier.wait_for("event=registered")
+        job_id = submit(node, verifiers=1, segments=1)
+        reported = event_fields(verifier.wait_for(f"event=reported_unavailable job={job_id}", timeout=180))
+        published = event_fields(solver.wait_for(f"event=checkpoint_published job={job_id} index={reported['segment']}"))
+        assert int(published["bytes"]) > 3_000_000  # a whole MLP state went through a block
+        verifier.wait_for(f"event=attested job={job_id} segment={reported['segment']}", timeout=120)
+        job = wait_until(lambda: (j := view.get_job(job_id))["status"] in ("Settled", "Rejected") and j, timeout=90)
+        assert job["status"] == "Settled" and job["withheld"] == []
+    finally:
+        view.close()
+        solver.stop()
+        verifier.stop()
+
+
+def test_a_solver_that_withholds_a_reported_checkpoint_is_slashed_and_the_job_rejected(node, tmp_path):
+    solver = WorkerProcess("solver", node.url, SOLVER, "50u", "--dir", str(tmp_path / "solver"), "--no-progress",
+                           "--cheat", "withhold").start()
+    verifier = WorkerProcess("verifier", node.url, VERIFIER, "10u").start()
+    client = NodeClient(node.url)
+    view = ChainView(node.url)
+    try:
+        solver.wait_for("event=registered")
+        verifier.wait_for("event=registered")
+        charlie_before = totals(client, "charlie")[0]
+        job_id = submit(node, verifiers=1, segments=1)
+        reported = event_fields(verifier.wait_for(f"event=reported_unavailable job={job_id}", timeout=180))
+        solver.wait_for(f"event=publication_withheld job={job_id} index={reported['segment']}")
+        job = wait_until(lambda: (j := view.get_job(job_id))["status"] in ("Settled", "Rejected") and j, timeout=90)
+        assert job["status"] == "Rejected"
+        lock = job["minSolverStake"]
+        assert view.get_worker("Solver", dev_account("bob").public)["stake"] == 50 * UNIT - lock
+        reward = lock * 25 // 100  # the reporter's part of the slash (less its report's fee)
+        assert charlie_before + reward - UNIT // 100 <= totals(client, "charlie")[0] <= charlie_before + reward
+        assert totals(client, "dave")[1] == 0  # the escrow went back
+        solver.wait_for(f"event=job_rejected job={job_id}")
+    finally:
+        view.close()
+        client.close()
         solver.stop()
         verifier.stop()

@@ -3,6 +3,7 @@
     0 submit_job  1 cancel_job  2 register_solver  3 register_verifier  4 unregister
     5 commit  6 attest  7 challenge  8 reveal_segment  9 bisect  10 answer  11 referee
     12 register_architecture (Root)  13 register_dataset (Root)
+    14 report_unavailable  15 publish_checkpoint
 
 Each call checks its origin first; the checks and writes are in the module of its step.
 Weights are ref_time (10^12 per second); the referee's follows the model's step cost, derived
@@ -17,10 +18,11 @@ from typing import Any
 from runtime.codec.scale import H256, Bytes, Vec, boolean, compact_u128, u16, u32, u64
 from runtime.context import BlockContext
 from runtime.frame import Call, ensure_root, ensure_signed
-from runtime.pallets.ml_compute import dispute, jobs, referee, registry, stakes, verification
+from runtime.pallets.ml_compute import availability, dispute, jobs, referee, registry, stakes, verification
 from runtime.pallets.ml_compute.errors import ERRORS
 from runtime.pallets.ml_compute.types import (
     MAX_BATCH,
+    MAX_CHECKPOINTS,
     MAX_NAME_LEN,
     HyperParams,
     JobId,
@@ -121,6 +123,23 @@ def referee_call(ctx: BlockContext, origin: Any, job: int, pre_state: bytes, ima
     referee.apply_referee(ctx, ensure_signed(origin), job, pre_state, images, labels, proofs)
 
 
+def report_unavailable(ctx: BlockContext, origin: Any, job: int, segment: int) -> None:
+    """A drawn verifier cannot get `segment`'s start checkpoint (or the job's checkpoint list):
+    the solver must publish it on chain before the deadline, or lose its lock."""
+    availability.apply_report_unavailable(ctx, ensure_signed(origin), job, segment)
+
+
+def publish_checkpoint(ctx: BlockContext, origin: Any, job: int, index: int, state: bytes, hashes: list[bytes]) -> None:
+    """Publish a checkpoint reported unavailable, with the job's checkpoint hashes (which must
+    rebuild its commitment); nodes keep the bytes in their checkpoint stores."""
+    availability.apply_publish(ctx, ensure_signed(origin), job, index, state, hashes)
+
+
+def compute_publish_weight(job: int, index: int, state: bytes, hashes: list[bytes]) -> int:
+    """Hashing the bytes (blake2b, ~1 ns a byte measured; 3x margin) and rebuilding the root."""
+    return PROOF_CALL_WEIGHT + 3_000 * len(state) + 2_000_000 * len(hashes)
+
+
 def register_architecture(ctx: BlockContext, origin: Any, model: int) -> None:
     """Enable a model architecture of the runtime's code for jobs (Root)."""
     ensure_root(origin)
@@ -182,4 +201,9 @@ CALLS = [
     Call("register_dataset", 13, [("root", H256), ("name", Bytes(max_len=MAX_NAME_LEN)), ("n_samples", u32),
                                   ("sample_bytes", u32), ("n_classes", u16)], register_dataset, REGISTRY_WEIGHT,
          docs="Register a data set by its Merkle root (Root)."),
+    Call("report_unavailable", 14, [_job, ("segment", u32)], report_unavailable, PROOF_CALL_WEIGHT,
+         docs="A drawn verifier reports that it cannot get a segment's start checkpoint."),
+    Call("publish_checkpoint", 15, [_job, ("index", u32), ("state", StateBytes),
+                                    ("hashes", Vec(H256, max_len=MAX_CHECKPOINTS))], publish_checkpoint,
+         compute_publish_weight, docs="Publish a checkpoint reported unavailable, with the job's checkpoint list."),
 ]

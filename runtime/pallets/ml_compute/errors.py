@@ -44,6 +44,11 @@ ERRORS = ModuleErrors(ML_COMPUTE, "MlCompute", [
     "ModelTooLarge",
     "AlreadyRegisteredModel",
     "InvalidDataset",
+    "AlreadyReported",
+    "NotReported",
+    "InvalidCheckpointList",
+    "CheckpointHashMismatch",
+    "TooManyReports",
 ], {
     "UnknownModel": "The model id is not in the architecture registry.",
     "UnknownDataset": "The dataset root is not in the dataset registry.",
@@ -85,4 +90,9 @@ ERRORS = ModuleErrors(ML_COMPUTE, "MlCompute", [
     "ModelTooLarge": "The model's referee input would not fit in a block, or its step in a block's weight.",
     "AlreadyRegisteredModel": "The model id or dataset is already registered.",
     "InvalidDataset": "The dataset's description is out of bounds.",
+    "AlreadyReported": "The segment's start checkpoint is already reported unavailable.",
+    "NotReported": "No open report of this checkpoint being unavailable.",
+    "InvalidCheckpointList": "The checkpoint hashes do not rebuild the job's commitment.",
+    "CheckpointHashMismatch": "The checkpoint's bytes do not hash to its committed hash.",
+    "TooManyReports": "The job has too many open unavailability reports.",
 })

@@ -57,6 +57,12 @@ EVENTS = event_enum("MlCompute", [
     Variant("FeePaid", 20, [_job, ("verifier", AccountId), ("amount", Balance)], ("An attestation fee was paid.",)),
     Variant("ArchitectureRegistered", 21, [("model", u32), ("state_bytes", u32)], ("A model architecture was registered.",)),
     Variant("DatasetRegistered", 22, [("dataset", H256), ("n_samples", u32)], ("A data set was registered.",)),
+    Variant("CheckpointWithheld", 23, [_job, ("segment", u32), ("reporter", AccountId), ("deadline", BlockNumber)],
+            ("A drawn verifier could not get a segment's start checkpoint; the solver must publish it by `deadline`.",)),
+    Variant("CheckpointPublished", 24, [_job, ("index", u32), ("state_hash", H256)],
+            ("A reported checkpoint was published on chain (with the job's checkpoint list).",)),
+    Variant("DataWithheld", 25, [_job, ("segment", u32), ("slashed", Balance), ("reward", Balance)],
+            ("The solver did not publish a reported checkpoint in time: slashed, the job rejected.",)),
 ])
 
 # Why a dispute ended (DisputeResolved.reason).

@@ -1,7 +1,7 @@
 """ML-compute's `on_initialize`: build the pallet's storage on the first block of a chain that
 upgraded into it (Substrate's storage-version-gated migration), then run the timers due in
 this block: solver draws, commit deadlines, verifier draws, settlements, dispute move
-deadlines, unbonding ends. A timer step never fails the block: one that cannot run is rolled
+deadlines, unavailability report deadlines, unbonding ends. A timer step never fails the block: one that cannot run is rolled
 back alone."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from runtime.context import BlockContext
 from runtime.frame import DispatchError
 from runtime.pallets.ml_compute import storage
 from runtime.pallets.ml_compute.agenda import take_due
+from runtime.pallets.ml_compute.availability import on_withheld_due
 from runtime.pallets.ml_compute.dispute import on_dispute_deadline
 from runtime.pallets.ml_compute.genesis import apply_build
 from runtime.pallets.ml_compute.jobs import on_assignment_due, on_commit_missed, on_settlement_due
@@ -39,6 +40,8 @@ def run_item(ctx: BlockContext, item: tuple) -> None:
         on_job_timer(ctx, payload)
     elif kind == "Dispute":
         on_dispute_deadline(ctx, payload)
+    elif kind == "Withheld":
+        on_withheld_due(ctx, payload)
     else:
         (role, _), who = payload
         on_unbond_due(ctx, role, who)

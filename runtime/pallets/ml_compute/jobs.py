@@ -114,7 +114,7 @@ def apply_submit(ctx: BlockContext, who: bytes, model: int, dataset: bytes, hype
         "deadline": deadline, "submitted_at": now, "status": ("Pending", None), "timer": 0,
         "expires_at": now + config.pending_timeout, "attempts": 0, "tried": [], "seed": None,
         "solver": None, "solver_lock": 0, "commit_by": 0, "commitment": None, "duties": [],
-        "attestations": [], "attest_end": 0, "challenge_end": 0, "disputes": 0,
+        "attestations": [], "attest_end": 0, "challenge_end": 0, "disputes": 0, "withheld": [],
     }
     job["timer"] = apply_schedule(ctx, now + config.assign_delay, ("Job", job_id))
     put_job(ctx, job_id, job)
@@ -261,6 +261,7 @@ def on_settlement_due(ctx: BlockContext, job_id: int, job: dict[str, Any]) -> No
         "n_checkpoints": c["n_checkpoints"], "metrics": c["metrics"], "settled_at": ctx.block_number})
     job["status"], job["timer"] = ("Settled", None), 0
     put_job(ctx, job_id, job)
+    storage.PublishedCheckpoints.remove(ctx.state, job_id)
     events.deposit(ctx, "JobSettled", {"job": job_id, "solver": solver, "paid": paid, "fees": fees})
 
 
@@ -273,4 +274,5 @@ def apply_reject(ctx: BlockContext, job_id: int, job: dict[str, Any], wrong_segm
     apply_release_duties(ctx, job)
     job["status"], job["timer"] = ("Rejected", None), 0
     put_job(ctx, job_id, job)
+    storage.PublishedCheckpoints.remove(ctx.state, job_id)
     events.deposit(ctx, "JobRejected", {"job": job_id, "refunded": refunded, "fees": fees})

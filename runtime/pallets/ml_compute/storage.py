@@ -5,6 +5,7 @@ from runtime.codec.scale import H256, Vec, u32
 from runtime.frame import StorageMap, StorageValue
 from runtime.pallets.ml_compute.types import (
     MAX_AGENDA_ITEMS,
+    MAX_CHECKPOINTS,
     MAX_WORKERS,
     AgendaItem,
     Architecture,
@@ -41,5 +42,8 @@ TrainedModels = StorageMap("TrainedModels", _by_job, TrainedModel,
 Agenda = StorageMap("Agenda", [("Twox64Concat", BlockNumber)], Vec(AgendaItem, max_len=MAX_AGENDA_ITEMS), default=[],
                     docs="Timers due at each block: job deadlines, dispute move deadlines, unbonding ends.")
 
+PublishedCheckpoints = StorageMap("PublishedCheckpoints", _by_job, Vec(H256, max_len=MAX_CHECKPOINTS),
+                                  docs="A job's checkpoint hashes, once its solver had to publish a withheld checkpoint.")
+
 ITEMS = [StorageVersion, Config, Architectures, Datasets, NextJobId, Jobs, Solvers, Verifiers, SolverSet,
-         VerifierSet, Disputes, TrainedModels, Agenda]
+         VerifierSet, Disputes, TrainedModels, Agenda, PublishedCheckpoints]

@@ -36,6 +36,7 @@ MAX_AGENDA_ITEMS = 1024  # timers due in one block
 MAX_PROOF_DEPTH = 32
 MAX_BATCH = 1024
 MAX_NAME_LEN = 32
+MAX_CHECKPOINTS = 4097  # a job's checkpoints: the config's max_checkpoints segments, plus one
 # The referee's extrinsic carries a whole pre-state: up to the extrinsic limit.
 MAX_STATE_BYTES = 4 * 1024 * 1024
 MAX_TEXT = 256
@@ -72,6 +73,10 @@ Attestation = Struct(("gensyn_runtime", "ml_compute", "Attestation"), [("verifie
 VerifierDuty = Struct(("gensyn_runtime", "ml_compute", "VerifierDuty"), [
     ("verifier", AccountId), ("segments", Vec(u32, max_len=65535)),
 ])
+Withheld = Struct(("gensyn_runtime", "ml_compute", "Withheld"), [
+    ("segment", u32), ("reporter", AccountId), ("deadline", BlockNumber),
+])
+MAX_WITHHELD = 64
 Job = Struct(("gensyn_runtime", "ml_compute", "Job"), [
     ("submitter", AccountId),
     ("model", u32),
@@ -98,6 +103,7 @@ Job = Struct(("gensyn_runtime", "ml_compute", "Job"), [
     ("attest_end", BlockNumber),
     ("challenge_end", BlockNumber),
     ("disputes", u32),
+    ("withheld", Vec(Withheld, max_len=MAX_WITHHELD)),
 ])
 Worker = Struct(("gensyn_runtime", "ml_compute", "Worker"), [
     ("stake", Balance), ("locked", Balance), ("open", u32), ("unbonding_until", Option(BlockNumber)),
@@ -130,6 +136,7 @@ AgendaItem = Enum(("gensyn_runtime", "ml_compute", "AgendaItem"), [
     Variant("Job", 0, [(None, JobId)]),
     Variant("Dispute", 1, [(None, JobId)]),
     Variant("Unbond", 2, [(None, Tuple(Role, AccountId))]),
+    Variant("Withheld", 3, [(None, JobId)]),
 ])
 Architecture = Struct(("gensyn_runtime", "ml_compute", "Architecture"), [
     ("name", Bytes(max_len=MAX_NAME_LEN)),
@@ -213,6 +220,8 @@ class MlConfig:
                      "max_verifiers", "max_segments"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ml_compute config: {name} must be positive")
+        if self.max_checkpoints + 1 > MAX_CHECKPOINTS:
+            raise ValueError(f"ml_compute config: max_checkpoints above {MAX_CHECKPOINTS - 1}")
         if self.challenge_window < self.attest_window:
             raise ValueError("ml_compute config: the challenge window must not close before the attest window")
         for name in ("reward_percent", "verifier_slash_percent", "miss_penalty_percent"):
