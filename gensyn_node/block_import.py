@@ -2,7 +2,8 @@
 and sync alike.
 
 Checks, in order: not already known; parent known; number follows the parent's; not a fork
-below the finalized block; the consensus check (seal, slot leader) when one is given; then the
+below the finalized block (such a block is still seal-checked, so that the node can see an
+equivocation in it); the consensus check (seal, slot leader) when one is given; then the
 runtime re-executes the block against the parent's state and compares the roots (skipped only
 for a block this node just built, whose execution result it already holds). The block, its
 state and the best pointer then go to disk in one atomic batch. Fork choice
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 from consensus.fork_choice import is_better, is_descendant
 from consensus.verification import FutureSlot
-from gensyn_node.chain_db import ChainStore
+from gensyn_node.chain_db import ChainStore, StateDiscarded
 from runtime.block import Block, Header
 from runtime.crypto import verify_signature
 from runtime.executive import (
@@ -60,12 +61,16 @@ class ImportErrorKind(enum.Enum):
 
 class BlockImportError(Exception):
     """The block was not imported; `reason` says why and `kind` what sort of failure it is.
-    The store is unchanged."""
+    The store is unchanged. `sealed_header` is the block's header when it was refused only as
+    unfinalizable after its seal and slot leader passed the consensus check: a block that can
+    never be imported still proves what its author signed (an equivocation stays evidence)."""
 
-    def __init__(self, reason: str, kind: ImportErrorKind = ImportErrorKind.INVALID):
+    def __init__(self, reason: str, kind: ImportErrorKind = ImportErrorKind.INVALID,
+                 sealed_header: Header | None = None):
         super().__init__(reason)
         self.reason = reason
         self.kind = kind
+        self.sealed_header = sealed_header
 
     @property
     def unknown_parent(self) -> bool:
@@ -93,7 +98,7 @@ def import_block(store: ChainStore, block: Block, *, seal_check: SealCheck | Non
     if executed is None or executed.state_root != header.state_root:
         executed = execute_for_import(store, block, seal_check=seal_check, verify=verify)
     else:
-        _validate_chaining(store, header)
+        _validate_chaining(store, header, seal_check)
         if seal_check is not None:
             _check_seal(seal_check, header, store)
     best = store.best_header()
@@ -112,7 +117,7 @@ def execute_for_import(store: ChainStore, block: Block, *, seal_check: SealCheck
     """Every check of `import_block` and the re-execution, without writing anything: safe to
     run in a worker thread while the event loop serves, the commit following on the loop."""
     header = block.header
-    parent = _validate_chaining(store, header)
+    parent = _validate_chaining(store, header, seal_check)
     parent_state = store.state_at(header.parent_hash)
     if seal_check is not None:
         _check_seal(seal_check, header, store, parent, parent_state)
@@ -122,8 +127,9 @@ def execute_for_import(store: ChainStore, block: Block, *, seal_check: SealCheck
         raise BlockImportError(f"invalid block #{header.number}: {exc}") from None
 
 
-def _validate_chaining(store: ChainStore, header: Header) -> Header:
-    """The parent's header, once the block is known to chain onto the finalized chain."""
+def _validate_chaining(store: ChainStore, header: Header, seal_check: SealCheck | None = None) -> Header:
+    """The parent's header, once the block is known to chain onto the finalized chain. A block
+    refused as below the finalized one carries its header in the error if `seal_check` passes."""
     parent = store.get_header(header.parent_hash)
     # Verify that the parent is known (else the caller should sync it first).
     if parent is None:
@@ -134,8 +140,19 @@ def _validate_chaining(store: ChainStore, header: Header) -> Header:
     finalized = store.finalized_header()
     # Verify that the block does not fork off below the finalized block.
     if header.number <= finalized.number or not is_descendant(store, parent, finalized):
-        raise BlockImportError("block is not a descendant of the finalized block", ImportErrorKind.BELOW_FINALIZED)
+        sealed = header if seal_check is not None and _is_validly_sealed(seal_check, header, store, parent) else None
+        raise BlockImportError("block is not a descendant of the finalized block", ImportErrorKind.BELOW_FINALIZED,
+                               sealed)
     return parent
+
+
+def _is_validly_sealed(seal_check: SealCheck, header: Header, store: ChainStore, parent: Header) -> bool:
+    """Whether the slot's leader sealed `header` (False too when the parent's state is pruned)."""
+    try:
+        _check_seal(seal_check, header, store, parent)
+    except (BlockImportError, StateDiscarded):
+        return False
+    return True
 
 
 def _check_seal(seal_check: SealCheck, header: Header, store: ChainStore, parent: Header | None = None,

@@ -164,17 +164,31 @@ class Node:
         """The node's one entry for new blocks (its own, and later gossip and sync)."""
         previous_best = self.store.best_hash
         with self.metrics.import_seconds.time():
-            result = import_block(self.store, block, seal_check=self.seal_check, executed=executed,
-                                  verify=self.verify)
+            try:
+                result = import_block(self.store, block, seal_check=self.seal_check, executed=executed,
+                                      verify=self.verify)
+            except BlockImportError as exc:
+                self._watch_refused(exc)
+                raise
         if result.status.value == "best":
             self._on_new_best(block, previous_best, result)
         if result.status.value != "known":
             keep_published_checkpoints(self.store, self.checkpoints, block)
-            earlier = self.slot_watch.on_header(block.header)
-            if earlier is not None:
-                self._submit_report("block", lambda runtime: encode_block_report(runtime, earlier, block.header))
+            self._watch_slot(block.header)
             self.gadget.on_block(self._now_ms())
         return result
+
+    def _watch_slot(self, header: Header) -> None:
+        """Report `header` if its author sealed another header for its slot."""
+        earlier = self.slot_watch.on_header(header)
+        if earlier is not None:
+            self._submit_report("block", lambda runtime: encode_block_report(runtime, earlier, header))
+
+    def _watch_refused(self, exc: BlockImportError) -> None:
+        """A block refused only as unfinalizable, whose seal and leader passed, still shows what
+        its author signed: the twin of a block finalized before it arrived is an equivocation."""
+        if exc.sealed_header is not None:
+            self._watch_slot(exc.sealed_header)
 
     async def import_block_async(self, block: Block) -> ImportResult:
         """A peer's block (gossip or sync): verified and re-executed in a worker thread, so RPC,
@@ -184,8 +198,12 @@ class Node:
             if self.store.has_block(block.header.hash):
                 return self.import_block(block)
             started = time.perf_counter()
-            executed = await trio.to_thread.run_sync(
-                lambda: execute_for_import(self.store, block, seal_check=self.seal_check, verify=self.verify))
+            try:
+                executed = await trio.to_thread.run_sync(
+                    lambda: execute_for_import(self.store, block, seal_check=self.seal_check, verify=self.verify))
+            except BlockImportError as exc:
+                self._watch_refused(exc)
+                raise
             execute_seconds = time.perf_counter() - started
             return replace(self.import_block(block, executed), execute_seconds=execute_seconds)
 

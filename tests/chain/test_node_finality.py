@@ -176,6 +176,48 @@ def test_node_reports_two_blocks_for_one_slot_and_the_author_is_slashed(tmp_path
     node.close()
 
 
+def test_node_reports_the_twin_of_a_finalized_block_but_not_a_forged_one(tmp_path):
+    """Bob's second block for a slot arrives after his first is finalized: import refuses it
+    (it can never be final), yet its seal and leader are checked first and the slot watch sees
+    it, so bob is reported and slashed. A twin sealed by a key that is not the leader's is
+    refused the same way and reported by nobody."""
+    import trio
+
+    from consensus.authoring import author_block, find_slot_author
+    from gensyn_node.block_import import BlockImportError, ImportErrorKind
+    from tests.consensus.finality_harness import MemoryRecord
+
+    clock = Clock()
+    node = open_local_node(tmp_path, clock)
+    bob = dev_account("bob", ED25519)
+    parent, state = node.best_state()
+    slot = int(clock.now * 1000) // node.slot_ms + 1
+    while find_slot_author(state, slot, bob.public) is None:
+        slot += 1
+    clock.now = slot * node.slot_ms / 1000
+    first = author_block(state, parent, slot, node.slot_ms, dev_account("bob").public, bob, MemoryRecord(), []).block
+    node.import_block(first)
+    node.store.set_finalized(first.header.hash)
+
+    forged = _with_other_timestamp(state, parent, slot, node, ALICE_SESSION)
+    with pytest.raises(BlockImportError) as refused:
+        node.import_block(forged)
+    assert refused.value.kind is ImportErrorKind.BELOW_FINALIZED and refused.value.sealed_header is None
+    assert list(node.pool.ready()) == []
+
+    twin = _with_other_timestamp(state, parent, slot, node, bob)
+    with pytest.raises(BlockImportError) as refused:
+        trio.run(node.import_block_async, twin)  # the gossip path: checked in a worker thread
+    assert refused.value.kind is ImportErrorKind.BELOW_FINALIZED
+    assert refused.value.sealed_header == twin.header
+    assert not node.store.has_block(twin.header.hash)
+    (report,) = node.pool.ready()
+    before = bob_bond(node)
+    author_until_included(node, clock, report.hash)
+    assert bob_bond(node) < before
+    node.close()
+
+
 def _with_other_timestamp(state, parent, slot, node, key):
     """Another block for the same slot and author: same slot, a later timestamp inside it."""
     from runtime.block import Block
