@@ -24,12 +24,12 @@ def free_port() -> int:
 
 class NodeProcess:
     def __init__(self, base_path: Path, *extra: str, chain: str = "dev", key_args: tuple[str, ...] = ("--alice",),
-                 p2p_port: int | None = None):
+                 p2p_port: int | None = None, program: list[str] = NODE):
         self.base_path = base_path
         self.rpc_port = free_port()
         self.metrics_port = free_port()
         self.p2p_port = p2p_port or free_port()
-        self.args = [*NODE, "run", "--chain", chain, "--base-path", str(base_path), *key_args,
+        self.args = [*program, "run", "--chain", chain, "--base-path", str(base_path), *key_args,
                      "--rpc-port", str(self.rpc_port), "--prometheus-port", str(self.metrics_port),
                      "--listen-addr", f"/ip4/127.0.0.1/tcp/{self.p2p_port}", *extra]
         self.peer_id: str | None = None
