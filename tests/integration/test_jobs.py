@@ -236,30 +236,3 @@ def test_checkpoints_kept_local_are_reported_published_on_chain_and_the_job_sett
         solver.stop()
         verifier.stop()
 
-
-def test_a_solver_that_withholds_a_reported_checkpoint_is_slashed_and_the_job_rejected(node, tmp_path):
-    solver = WorkerProcess("solver", node.url, SOLVER, "50u", "--dir", str(tmp_path / "solver"), "--no-progress",
-                           "--cheat", "withhold").start()
-    verifier = WorkerProcess("verifier", node.url, VERIFIER, "10u").start()
-    client = NodeClient(node.url)
-    view = ChainView(node.url)
-    try:
-        solver.wait_for("event=registered")
-        verifier.wait_for("event=registered")
-        charlie_before = totals(client, "charlie")[0]
-        job_id = submit(node, verifiers=1, segments=1)
-        reported = event_fields(verifier.wait_for(f"event=reported_unavailable job={job_id}", timeout=180))
-        solver.wait_for(f"event=publication_withheld job={job_id} index={reported['segment']}")
-        job = wait_until(lambda: (j := view.get_job(job_id))["status"] in ("Settled", "Rejected") and j, timeout=90)
-        assert job["status"] == "Rejected"
-        lock = job["minSolverStake"]
-        assert view.get_worker("Solver", dev_account("bob").public)["stake"] == 50 * UNIT - lock
-        reward = lock * 25 // 100  # the reporter's part of the slash (less its report's fee)
-        assert charlie_before + reward - UNIT // 100 <= totals(client, "charlie")[0] <= charlie_before + reward
-        assert totals(client, "dave")[1] == 0  # the escrow went back
-        solver.wait_for(f"event=job_rejected job={job_id}")
-    finally:
-        view.close()
-        client.close()
-        solver.stop()
-        verifier.stop()
