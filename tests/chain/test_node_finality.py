@@ -128,6 +128,21 @@ def bob_bond(node):
     return get_ledger(state, dev_account("bob").public).total
 
 
+def bobs_next_slot(node, clock):
+    """The next slot bob leads on top of the node's best block: (slot, parent, its state, bob's
+    block for that slot, sealed by bob with a fresh signing record)."""
+    from consensus.authoring import author_block, find_slot_author
+    from tests.consensus.finality_harness import MemoryRecord
+
+    bob = dev_account("bob", ED25519)
+    parent, state = node.best_state()
+    slot = int(clock.now * 1000) // node.slot_ms + 1
+    while find_slot_author(state, slot, bob.public) is None:
+        slot += 1
+    block = author_block(state, parent, slot, node.slot_ms, dev_account("bob").public, bob, MemoryRecord(), []).block
+    return slot, parent, state, block
+
+
 def test_node_reports_a_double_vote_and_the_offender_is_slashed(tmp_path):
     from consensus.finality_messages import Vote
     from runtime.finality_vote import PREVOTE
@@ -153,20 +168,13 @@ def test_node_reports_a_double_vote_and_the_offender_is_slashed(tmp_path):
 
 
 def test_node_reports_two_blocks_for_one_slot_and_the_author_is_slashed(tmp_path):
-    from consensus.authoring import author_block, find_slot_author
-    from tests.consensus.finality_harness import MemoryRecord
-
     clock = Clock()
     node = open_local_node(tmp_path, clock)
     bob = dev_account("bob", ED25519)
-    parent, state = node.best_state()
-    slot = int(clock.now * 1000) // node.slot_ms + 1
-    while find_slot_author(state, slot, bob.public) is None:
-        slot += 1
+    slot, parent, state, first = bobs_next_slot(node, clock)
     clock.now = slot * node.slot_ms / 1000
-    authored = author_block(state, parent, slot, node.slot_ms, dev_account("bob").public, bob, MemoryRecord(), [])
     # A second block for the slot (bob's own signing record would refuse to seal it).
-    blocks = [authored.block, _with_other_timestamp(state, parent, slot, node, bob)]
+    blocks = [first, _with_other_timestamp(state, parent, slot, node, bob)]
     for block in blocks:
         node.import_block(block)
     (report,) = node.pool.ready()
@@ -183,19 +191,13 @@ def test_node_reports_the_twin_of_a_finalized_block_but_not_a_forged_one(tmp_pat
     refused the same way and reported by nobody."""
     import trio
 
-    from consensus.authoring import author_block, find_slot_author
     from gensyn_node.block_import import BlockImportError, ImportErrorKind
-    from tests.consensus.finality_harness import MemoryRecord
 
     clock = Clock()
     node = open_local_node(tmp_path, clock)
     bob = dev_account("bob", ED25519)
-    parent, state = node.best_state()
-    slot = int(clock.now * 1000) // node.slot_ms + 1
-    while find_slot_author(state, slot, bob.public) is None:
-        slot += 1
+    slot, parent, state, first = bobs_next_slot(node, clock)
     clock.now = slot * node.slot_ms / 1000
-    first = author_block(state, parent, slot, node.slot_ms, dev_account("bob").public, bob, MemoryRecord(), []).block
     node.import_block(first)
     node.store.set_finalized(first.header.hash)
 
@@ -275,19 +277,11 @@ def test_finality_that_abandons_the_best_fork_returns_its_transactions_to_the_po
     `inBlock`, then `retracted`."""
     import trio
 
-    from consensus.authoring import author_block, find_slot_author
     from runtime.hashing import blake2_256
-    from tests.consensus.finality_harness import MemoryRecord
 
     clock = Clock()
     node = open_local_node(tmp_path, clock)
-    genesis, genesis_state = node.best_state()
-    bob = dev_account("bob", ED25519)
-    slot = int(clock.now * 1000) // node.slot_ms + 1
-    while find_slot_author(genesis_state, slot, bob.public) is None:
-        slot += 1
-    bobs = author_block(genesis_state, genesis, slot, node.slot_ms, dev_account("bob").public, bob, MemoryRecord(),
-                        []).block
+    slot, _genesis, _state, bobs = bobs_next_slot(node, clock)
     data = _transfer(node, dev_account("alice"), 10**12)
     tx_hash = node.submit_extrinsic(data)
     watcher = node.tx_status.watch(tx_hash)
