@@ -32,20 +32,13 @@ from runtime.pallets.ml_compute.errors import ERRORS
 from runtime.pallets.ml_compute.jobs import apply_reject, get_job, put_job
 from runtime.pallets.ml_compute.stakes import apply_slash_stake
 from runtime.pallets.ml_compute.types import MAX_WITHHELD
-from runtime.pallets.ml_compute.verification import is_drawn_for
+from runtime.pallets.ml_compute.verification import validate_attest_duty
 
 
 def apply_report_unavailable(ctx: BlockContext, who: bytes, job_id: int, segment: int) -> None:
     job = get_job(ctx, job_id)
     # Verify that the caller owes this segment an attestation it could still make.
-    if job["status"][0] not in ("Verifying", "Disputed"):
-        raise ERRORS("NotVerifying", f"the job is {job['status'][0]}")
-    if ctx.block_number > job["attest_end"]:
-        raise ERRORS("AttestWindowClosed", f"attestations closed at block {job['attest_end']}")
-    if not is_drawn_for(job, who, segment):
-        raise ERRORS("NotDrawnForSegment", f"the caller was not drawn for segment {segment}")
-    if any(a["verifier"] == who and a["segment"] == segment for a in job["attestations"]):
-        raise ERRORS("AlreadyAttested", f"segment {segment} is attested")
+    validate_attest_duty(ctx, job, who, segment)
     if any(w["segment"] == segment for w in job["withheld"]):
         raise ERRORS("AlreadyReported", f"segment {segment}'s start checkpoint is already reported")
     if len(job["withheld"]) >= MAX_WITHHELD:

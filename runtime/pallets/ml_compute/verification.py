@@ -61,10 +61,9 @@ def validate_checkpoint_proof(job: dict[str, Any], index: int, state_hash: bytes
         raise ERRORS("InvalidCheckpointProof", f"checkpoint {index}: {exc}") from None
 
 
-def apply_attest(ctx: BlockContext, who: bytes, job_id: int, segment: int, end_state_hash: bytes,
-                 proof: list[bytes]) -> None:
-    job = get_job(ctx, job_id)
-    # Verify that the job is being verified, the window is open and the caller was drawn.
+def validate_attest_duty(ctx: BlockContext, job: dict[str, Any], who: bytes, segment: int) -> None:
+    """Verify that the job is being verified, its attest window is open, and `who` was drawn for
+    `segment` and has not attested it yet (an attestation, or a report that it cannot make one)."""
     if job["status"][0] not in ("Verifying", "Disputed"):
         raise ERRORS("NotVerifying", f"the job is {job['status'][0]}")
     if ctx.block_number > job["attest_end"]:
@@ -73,6 +72,12 @@ def apply_attest(ctx: BlockContext, who: bytes, job_id: int, segment: int, end_s
         raise ERRORS("NotDrawnForSegment", f"the caller was not drawn for segment {segment}")
     if any(a["verifier"] == who and a["segment"] == segment for a in job["attestations"]):
         raise ERRORS("AlreadyAttested", f"segment {segment} is attested")
+
+
+def apply_attest(ctx: BlockContext, who: bytes, job_id: int, segment: int, end_state_hash: bytes,
+                 proof: list[bytes]) -> None:
+    job = get_job(ctx, job_id)
+    validate_attest_duty(ctx, job, who, segment)
     validate_checkpoint_proof(job, segment + 1, end_state_hash, proof)
     job["attestations"] = job["attestations"] + [{"verifier": who, "segment": segment}]
     put_job(ctx, job_id, job)
