@@ -170,6 +170,8 @@ class ChainSync:
                     if exc.kind.is_punishable:
                         self.network.report(peer, PENALTY_BAD_RESPONSE, f"gossip: {exc.reason}")
                     log.info("held block refused number=%d peer=%s reason=%s", block.header.number, peer, exc.reason)
+                except Exception:  # an edge: as in the gossip validator, one block must not stop the node
+                    log.exception("held block import failed number=%d peer=%s", block.header.number, peer)
 
     def wake(self) -> None:
         """Something (a block with an unknown parent) says a peer is ahead: look now."""
@@ -214,19 +216,26 @@ class ChainSync:
 
     async def _run(self) -> None:
         while True:
-            with trio.move_on_after(IDLE_POLL_SECONDS):
-                await self._wakeup.wait()
-            self._wakeup = trio.Event()
-            peer = self.network.best_peer()
-            if peer is not None and peer.status is not None \
-                    and peer.status.best_number > self.node.store.best_header().number:
-                await self.sync_from(peer.peer_id, peer.status.best_number)
-            await self.import_held()
-            # Then the forks that votes named and range sync did not bring (canonical nowhere),
-            # and the branch of the newest block still held: one request, not one a block.
-            self._want_newest_held()
-            await self._fetch_wanted()
-            await self.import_held()
+            try:
+                await self._step()
+            except Exception:  # an edge: one failed pass must not stop sync (or the node with it)
+                log.exception("sync pass failed")
+
+    async def _step(self) -> None:
+        """One pass: wait for a wake-up (or a second), range sync, then held and named blocks."""
+        with trio.move_on_after(IDLE_POLL_SECONDS):
+            await self._wakeup.wait()
+        self._wakeup = trio.Event()
+        peer = self.network.best_peer()
+        if peer is not None and peer.status is not None \
+                and peer.status.best_number > self.node.store.best_header().number:
+            await self.sync_from(peer.peer_id, peer.status.best_number)
+        await self.import_held()
+        # Then the forks that votes named and range sync did not bring (canonical nowhere),
+        # and the branch of the newest block still held: one request, not one a block.
+        self._want_newest_held()
+        await self._fetch_wanted()
+        await self.import_held()
 
     async def sync_from(self, peer: str, target: int) -> int:
         """Import the peer's chain up to `target`; the number of blocks imported."""

@@ -225,6 +225,12 @@ def bench_devnet(validators: int, seconds: float, tps: float, work: Path) -> flo
                 included[blake2_256(bytes.fromhex(xt[2:]))] = slot
         window = [s for s in blocks if t0 <= s < t0 + elapsed]
         slots = int(t0 + elapsed) - int(t0)
+        dead = [n for n in nodes if n.proc.poll() is not None]
+        if dead:  # a node that died mid-run is the finding: its log says why
+            for n in dead:
+                print(f"{n.name} exited with {n.proc.returncode}:\n{Path(n.log.name).read_text()[-4000:]}",
+                      file=sys.stderr)
+            raise SystemExit(f"{len(dead)} of {validators} nodes died during the run")
         agree = len({rpc(n.url, "chain_getBlockHash", end_best - 2) for n in nodes}) == 1
         latency = [included[h] + 0.0 - t for h, t in submitted.items() if h in included]
         print(json.dumps({"figure": "slots_filled", "validators": validators, "value": round(len(window) / slots, 3),
