@@ -51,11 +51,10 @@ DEFAULT_NODE_CACHE_BYTES = 160 * 1024 * 1024
 
 @dataclass(frozen=True)
 class BestChange:
-    """Finality moved the best chain to another fork: the best block before, and the
-    extrinsics of the blocks that left the canonical chain (read before pruning drops their
-    bodies), for the tx pool to take back."""
+    """The best chain moved to another fork: where the two forked, and the blocks that left
+    the canonical chain with their extrinsics (read before pruning drops their bodies), for
+    the tx pool to take back."""
 
-    previous: Header
     fork_number: int  # the number of the common ancestor of the old and the new best block
     retracted_blocks: list[bytes]  # hashes, from the fork point up
     retracted: list[bytes]
@@ -361,7 +360,7 @@ class ChainStore:
         new_best = best if is_descendant(self, best, header) else select_best(self, kept, header)
         change = None
         if new_best.hash != best.hash:
-            change = BestChange(best, *self._retracted_bodies(best, new_best))
+            change = self.compare_forks(best, new_best)
             for key, value in self._reindex(new_best, new_best.hash).items():
                 batch.put(key, value)
             for number in range(new_best.number + 1, best.number + 1):
@@ -375,9 +374,9 @@ class ChainStore:
             more = self.prune()
         return change
 
-    def _retracted_bodies(self, old: Header, new: Header) -> tuple[int, list[bytes], list[bytes]]:
-        """The number of the common ancestor of `old` and `new`, the blocks from `old` down to it
-        (their hashes, from the fork point up) and their extrinsics."""
+    def compare_forks(self, old: Header, new: Header) -> BestChange:
+        """What moving the best block from `old` to `new` retracts: the blocks from `old` down to
+        their common ancestor (hashes, from the fork point up) and their extrinsics."""
         retracted: list[tuple[bytes, tuple[bytes, ...]]] = []
         a: Header | None = old
         b: Header | None = new
@@ -389,7 +388,7 @@ class ChainStore:
                 b = self.get_header(b.parent_hash)
         retracted.reverse()
         fork_number = a.number if a is not None else 0
-        return fork_number, [h for h, _ in retracted], [xt for _, body in retracted for xt in body]
+        return BestChange(fork_number, [h for h, _ in retracted], [xt for _, body in retracted for xt in body])
 
     # --- pruning -------------------------------------------------------------------------------
 

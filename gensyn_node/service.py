@@ -211,19 +211,12 @@ class Node:
         header = block.header
         included = [blake2_256(xt) for xt in block.extrinsics]
         if result.reorg:
-            self.pool.on_reorg(self._retracted(previous_best, header), header.hash, header.number)
+            change = self.store.compare_forks(self.store.require_header(previous_best), header)
+            self.pool.on_reorg(change.retracted, header.hash, header.number)
         self.pool.on_block_imported(included, header.hash, header.number)
         self.tx_status.on_block(header.hash, included)
         self.new_head.publish(header)
         self._update_metrics()
-
-    def _retracted(self, old_best: bytes, new_best: Header) -> list[bytes]:
-        retracted: list[bytes] = []
-        old = self.store.get_header(old_best)
-        while old is not None and self.store.hash_at(old.number) != old.hash:
-            retracted.extend(self.store.get_body(old.hash) or ())
-            old = self.store.get_header(old.parent_hash)
-        return retracted
 
     # --- finality ----------------------------------------------------------------------------
 
@@ -238,8 +231,9 @@ class Node:
                         len(change.retracted_blocks))
             self.tx_status.on_retracted(change.retracted_blocks)
             self.pool.on_reorg(change.retracted, best.hash, best.number)
-            for block_hash, included in self._enacted(change.fork_number, best):
-                self.pool.on_block_imported(included, best.hash, best.number)
+            enacted = self._enacted(change.fork_number, best)
+            self.pool.on_block_imported([h for _, included in enacted for h in included], best.hash, best.number)
+            for block_hash, included in enacted:
                 self.tx_status.on_block(block_hash, included)
             self.new_head.publish(best)
         self.tx_status.on_finalized(header.hash, self.store)

@@ -92,9 +92,10 @@ class _Progress:
     """The `Syncing N bps` line, at most every PROGRESS_EVERY_SECONDS, over the blocks counted
     since the last line."""
 
-    def __init__(self, sync: ChainSync, target: int):
+    def __init__(self, sync: ChainSync, target: int, *, first_at_once: bool = False):
         self.sync, self.target = sync, target
-        self.window_start = self.last_line = sync.clock()
+        self.window_start = sync.clock()
+        self.last_line = 0.0 if first_at_once else self.window_start
         self.count = 0
 
     def add(self, blocks: int) -> None:
@@ -151,17 +152,17 @@ class ChainSync:
     async def import_held(self) -> int:
         """Import the held blocks whose parent we now hold (parents first); how many."""
         store, imported = self.node.store, 0
-        finalized = store.finalized_header().number
         while True:
+            finalized = store.finalized_header().number
+            for stale in [h for h, (block, _) in self._held.items() if block.header.number <= finalized]:
+                del self._held[stale]  # finality ruled it out (or sync already brought it)
             ready = sorted(((block, peer) for block, peer in self._held.values()
-                            if store.has_block(block.header.parent_hash) or block.header.number <= finalized),
-                           key=lambda item: item[0].header.number)
+                            if store.has_block(block.header.parent_hash)), key=lambda item: item[0].header.number)
             if not ready:
                 return imported
             for block, peer in ready:
-                # (another task, the gossip handler or the sync loop, may have taken it meanwhile)
-                if self._held.pop(block.header.hash, None) is None or store.has_block(block.header.hash) \
-                        or block.header.number <= finalized:
+                # (the other task, held-import loop or sync pass, may have taken it meanwhile)
+                if self._held.pop(block.header.hash, None) is None or store.has_block(block.header.hash):
                     continue
                 try:
                     await self.node.import_block_async(block)
@@ -259,8 +260,7 @@ class ChainSync:
         store = self.node.store
         start = store.best_header().number + 1
         step = 1
-        progress = _Progress(self, target)
-        progress.last_line = 0.0  # the first range prints at once
+        progress = _Progress(self, target, first_at_once=True)
         ahead: _Ahead | None = None
         timings = self.timings
         while start <= target:

@@ -308,3 +308,38 @@ def test_finality_that_abandons_the_best_fork_returns_its_transactions_to_the_po
     assert statuses.index({"retracted": "0x" + ours.hash.hex()}) > statuses.index({"inBlock": "0x" + ours.hash.hex()})
     assert statuses[-1] == "ready"
     node.close()
+
+
+def test_a_longer_fork_by_import_returns_the_abandoned_blocks_transactions_to_the_pool(tmp_path):
+    """alice's node authors one block with a transfer; bob's two-block fork from genesis then
+    arrives and is longer: the import reorg puts the transfer back in the pool."""
+    from consensus.authoring import author_block, find_slot_author
+    from runtime.hashing import blake2_256
+    from tests.consensus.finality_harness import MemoryRecord
+
+    clock = Clock()
+    node = open_local_node(tmp_path, clock)
+    slot, _genesis, _state, b1 = bobs_next_slot(node, clock)
+    data = _transfer(node, dev_account("alice"), 10**12)
+    node.submit_extrinsic(data)
+    clock.now = slot * node.slot_ms / 1000
+    for _ in range(100):
+        clock.now += node.slot_ms / 1000
+        if node.try_author(int(clock.now * 1000) // node.slot_ms) is not None:
+            break
+    ours = node.store.best_header()
+    assert ours.number == 1 and data in node.store.get_body(ours.hash) and len(node.pool) == 0
+    node.import_block(b1)
+    assert node.store.best_hash == ours.hash  # same length: ours stays best
+    bob = dev_account("bob", ED25519)
+    state = node.store.state_at(b1.header.hash)
+    next_slot = max(slot, b1.header.slot_and_author()[0]) + 1
+    while find_slot_author(state, next_slot, bob.public) is None:
+        next_slot += 1
+    b2 = author_block(state, b1.header, next_slot, node.slot_ms, dev_account("bob").public, bob, MemoryRecord(),
+                      []).block
+    clock.now = max(clock.now, next_slot * node.slot_ms / 1000)
+    result = node.import_block(b2)
+    assert result.reorg and node.store.best_hash == b2.header.hash
+    assert [tx.hash for tx in node.pool.ready()] == [blake2_256(data)]
+    node.close()
