@@ -216,14 +216,26 @@ class VerifierDaemon:
 
     # --- the dispute -----------------------------------------------------------------------------
 
+    def resume_dispute(self, job: dict[str, Any], segment: int) -> SegmentTrace | None:
+        """Our challenge is open but its re-run is not in memory (this process was restarted,
+        killed even, mid-dispute): the chain says where the fight stands, so re-run the segment
+        from its checkpoint and play on from the current round."""
+        hashes = self.view.get_job_checkpoints(job) or self.view.get_published_checkpoints(job)
+        if hashes is None:
+            return None
+        self.emit("dispute_resumed", job=job["id"], segment=segment)
+        return self.rerun(job, segment, hashes)
+
     def play(self, job: dict[str, Any]) -> None:
         job_id = job["id"]
         dispute = self.view.get_dispute(job_id)
         if dispute is None or dispute["challenger"] != self.view.me:
             return
-        trace = self.traces.get((job_id, dispute["segment"]))
         move = (job_id, dispute["phase"], dispute["rounds"])
-        if trace is None or move in self.moves_sent:
+        if move in self.moves_sent:
+            return
+        trace = self.traces.get((job_id, dispute["segment"])) or self.resume_dispute(job, dispute["segment"])
+        if trace is None:
             return
         if dispute["phase"] == "AwaitAnswer":
             mid = dispute["midStep"]

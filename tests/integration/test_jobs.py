@@ -6,8 +6,10 @@ ML-compute windows), `gensyn-node solver` and `gensyn-node verifier` daemons, an
   settles, the solver is paid, and `job model` writes a torch file that reproduces the
   accuracy the solver committed; `job plot` draws the curve.
 - fake-segment: the verifier's re-run differs, it challenges, the bisection is played by both
-  daemons down to one step, the verifier submits the referee's input, the runtime's replay
-  proves the solver wrong: solver slashed, job rejected, bounty less fees refunded.
+  daemons down to one step (the verifier is killed with SIGKILL after the first round and
+  restarted: it re-runs the segment and plays on from the chain's round), the verifier submits
+  the referee's input, the runtime's replay proves the solver wrong: solver slashed, job
+  rejected, bounty less fees refunded.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def test_honest_job_survives_a_solver_kill9_settles_and_its_model_reproduces(nod
     assert any("event=stopped" in line for line in solver.lines)
 
 
-def test_faked_segment_is_challenged_bisected_refereed_and_slashed(node, tmp_path):
+def test_faked_segment_is_challenged_bisected_refereed_and_slashed_through_a_verifier_kill9(node, tmp_path):
     solver = WorkerProcess("solver", node.url, SOLVER, "50u", "--dir", str(tmp_path / "solver"), "--no-progress",
                            "--cheat", "fake-segment:2").start()
     verifier = WorkerProcess("verifier", node.url, VERIFIER, "10u").start()
@@ -124,7 +126,12 @@ def test_faked_segment_is_challenged_bisected_refereed_and_slashed(node, tmp_pat
         challenge = event_fields(verifier.wait_for(f"event=challenge job={job_id} segment=2", timeout=180))
         assert challenge["solver_claims"] != challenge["rerun_gives"]
         solver.wait_for(f"event=revealed job={job_id} segment=2")
-        answers = [event_fields(verifier.wait_for(f"event=answer job={job_id} round={r} ")) for r in (1, 2, 3)]
+        answers = [event_fields(verifier.wait_for(f"event=answer job={job_id} round=1 "))]
+        # Killed mid-dispute, the challenger restarts, re-runs the segment and plays on from the chain's round.
+        verifier.kill9()
+        verifier.start()
+        verifier.wait_for(f"event=dispute_resumed job={job_id} segment=2")
+        answers += [event_fields(verifier.wait_for(f"event=answer job={job_id} round={r} ")) for r in (2, 3)]
         # The lie is in the segment's last step (17 -> 18): the challenger agrees with every midpoint.
         assert [(a["step"], a["agree"]) for a in answers] == [("15", "True"), ("16", "True"), ("17", "True")]
         verifier.wait_for(f"event=referee_submitted job={job_id} step=17")
