@@ -209,14 +209,25 @@ class Node:
 
     def _on_new_best(self, block: Block, previous_best: bytes, result: ImportResult) -> None:
         header = block.header
-        included = [blake2_256(xt) for xt in block.extrinsics]
         if result.reorg:
-            change = self.store.compare_forks(self.store.require_header(previous_best), header)
-            self.pool.on_reorg(change.retracted, header.hash, header.number)
-        self.pool.on_block_imported(included, header.hash, header.number)
-        self.tx_status.on_block(header.hash, included)
+            self._switch_fork(self.store.compare_forks(self.store.require_header(previous_best), header), header)
+        else:
+            included = [blake2_256(xt) for xt in block.extrinsics]
+            self.pool.on_block_imported(included, header.hash, header.number)
+            self.tx_status.on_block(header.hash, included)
         self.new_head.publish(header)
         self._update_metrics()
+
+    def _switch_fork(self, change: BestChange, best: Header) -> None:
+        """The best chain moved to another fork (a longer one imported, or finality's): the pool
+        drops what any block of the new branch included (see TxPool.on_reorg) and takes back
+        the abandoned blocks' transactions, and watchers see `retracted`, then `inBlock` of the
+        block on the new chain."""
+        self.tx_status.on_retracted(change.retracted_blocks)
+        enacted = self._enacted(change.fork_number, best)
+        self.pool.on_reorg(change.retracted, best.hash, best.number, [h for _, included in enacted for h in included])
+        for block_hash, included in enacted:
+            self.tx_status.on_block(block_hash, included)
 
     # --- finality ----------------------------------------------------------------------------
 
@@ -229,12 +240,7 @@ class Node:
             best = self.store.best_header()
             log.warning("best chain moved to the finalized fork best=#%d retracted_blocks=%d", best.number,
                         len(change.retracted_blocks))
-            self.tx_status.on_retracted(change.retracted_blocks)
-            self.pool.on_reorg(change.retracted, best.hash, best.number)
-            enacted = self._enacted(change.fork_number, best)
-            self.pool.on_block_imported([h for _, included in enacted for h in included], best.hash, best.number)
-            for block_hash, included in enacted:
-                self.tx_status.on_block(block_hash, included)
+            self._switch_fork(change, best)
             self.new_head.publish(best)
         self.tx_status.on_finalized(header.hash, self.store)
         self.finalized_head.publish(header)

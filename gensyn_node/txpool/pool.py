@@ -532,17 +532,21 @@ class TxPool:
             self._promote(tx.valid.provides, events)
         return events
 
-    def on_reorg(self, retracted: Sequence[bytes], at: BlockRef, at_number: int) -> list[tuple[bytes, str]]:
-        """The best chain switched branches: resubmit the transactions of the retracted blocks.
+    def on_reorg(self, retracted: Sequence[bytes], at: BlockRef, at_number: int,
+                 enacted: Sequence[bytes] = ()) -> list[tuple[bytes, str]]:
+        """The best chain switched branches to the new best block `at`: resubmit the
+        transactions of the retracted blocks.
 
-        The pool is first revalidated against the new best block `at` (as `on_block_imported`
-        with nothing included), then the retracted transactions are resubmitted with their
-        inclusion bans lifted; those invalid on the new branch (included there too: stale) are
-        ignored. Returns the accepted (hash, status). Prune the enacted blocks' transactions
-        with `on_block_imported`, before or after.
+        The retracted transactions' inclusion bans are lifted, the hashes of the enacted blocks'
+        extrinsics (every block of the new branch, not only its tip) are pruned and the rest of
+        the pool is revalidated against `at` (one `on_block_imported`); then the retracted
+        transactions are resubmitted, and those invalid on the new branch (included there too:
+        stale) are ignored. Returns the accepted (hash, status). The enacted ones must be pruned
+        here, not after: revalidated first, a pooled transaction that the new branch included
+        below its tip fails as stale and would be reported invalid instead of in a block.
         """
         self._unban(self._hash_fn(data) for data in retracted)
-        self.on_block_imported((), at, at_number)
+        self.on_block_imported(enacted, at, at_number)
         accepted: list[tuple[bytes, str]] = []
         for data in retracted:
             try:

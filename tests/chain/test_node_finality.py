@@ -343,3 +343,51 @@ def test_a_longer_fork_by_import_returns_the_abandoned_blocks_transactions_to_th
     assert result.reorg and node.store.best_hash == b2.header.hash
     assert [tx.hash for tx in node.pool.ready()] == [blake2_256(data)]
     node.close()
+
+
+def test_a_longer_fork_that_included_a_pooled_transaction_below_its_tip_reports_it_in_block(tmp_path):
+    """The pool holds a transfer; bob's two-block fork, whose first block included it, arrives
+    and becomes best by import. The transfer leaves the pool as included and its watcher sees
+    `inBlock` of bob's first block; it is not revalidated against the new tip as stale and
+    reported `invalid` (what a pool told only of the tip's extrinsics did)."""
+    import trio
+
+    from consensus.authoring import author_block, find_slot_author
+    from runtime.hashing import blake2_256
+    from tests.consensus.finality_harness import MemoryRecord
+
+    clock = Clock()
+    node = open_local_node(tmp_path, clock)
+    slot, genesis, genesis_state, _ = bobs_next_slot(node, clock)
+    clock.now = slot * node.slot_ms / 1000
+    while node.store.best_header().number < 1:
+        clock.now += node.slot_ms / 1000
+        node.try_author(int(clock.now * 1000) // node.slot_ms)
+    ours = node.store.best_header()
+    data = _transfer(node, dev_account("alice"), 10**12)
+    tx_hash = node.submit_extrinsic(data)
+    watcher = node.tx_status.watch(tx_hash)
+    bob = dev_account("bob", ED25519)
+    b1 = author_block(genesis_state, genesis, slot, node.slot_ms, dev_account("bob").public, bob, MemoryRecord(),
+                      [(tx_hash, data)]).block
+    assert data in b1.extrinsics
+    node.import_block(b1)
+    assert node.store.best_hash == ours.hash and len(node.pool) == 1  # same length: ours stays best
+    state = node.store.state_at(b1.header.hash)
+    next_slot = max(slot, ours.slot_and_author()[0]) + 1
+    while find_slot_author(state, next_slot, bob.public) is None:
+        next_slot += 1
+    b2 = author_block(state, b1.header, next_slot, node.slot_ms, dev_account("bob").public, bob, MemoryRecord(),
+                      []).block
+    clock.now = max(clock.now, next_slot * node.slot_ms / 1000)
+    assert node.import_block(b2).reorg and node.store.best_hash == b2.header.hash
+    assert len(node.pool) == 0
+    statuses = []
+    while True:
+        try:
+            statuses.append(watcher.receive_nowait())
+        except (trio.WouldBlock, trio.EndOfChannel):
+            break
+    assert statuses[-1] == {"inBlock": "0x" + b1.header.hash.hex()} and "invalid" not in statuses, statuses
+    assert blake2_256(data) == tx_hash
+    node.close()
