@@ -16,6 +16,8 @@ from runtime.pallets.system.account import AccountRecord, account_key
 from runtime.types import Era, mortal_era
 from runtime.version import get_runtime
 
+MORTAL_PERIOD = 64  # blocks a signed transaction lives, from its era's birth block
+
 
 @dataclass(frozen=True, slots=True)
 class Balance:
@@ -61,15 +63,23 @@ class NodeClient:
         return int(self.rpc.call("system_accountNextIndex", "0x" + public.hex()))
 
     def sign(self, key: Keypair, call: bytes, nonce: int | None = None, tip: int = 0, mortal: bool = True) -> bytes:
-        """A signed extrinsic for `call` (mortal for 64 blocks from the best block by default)."""
+        """A signed extrinsic for `call` (mortal for 64 blocks by default, born at the finalized
+        block: see below)."""
         version = self.runtime_version()
         nonce = self.next_nonce(key) if nonce is None else nonce
         era, era_hash = None, self.genesis_hash
         if mortal:
-            # The era is born at the best block, so its hash is the best block's (as clients do).
+            # The era is born at the finalized block: its hash is in every node's chain for good.
+            # Born at the best block, a fork that loses (frequent with short slots on a busy
+            # network) takes the birth block with it, and the signature no longer checks
+            # anywhere: the transaction ends `invalid`. While finality lags by more than half
+            # the period, the best block it is (the finalized one would leave too little life).
+            finalized_hash = self.rpc.call("chain_getFinalizedHead")
+            finalized = int(self.rpc.call("chain_getHeader", finalized_hash)["number"], 16)
             best_hash = self.rpc.call("chain_getBlockHash")
             best = int(self.rpc.call("chain_getHeader", best_hash)["number"], 16)
-            era, era_hash = mortal_era(best, 64), bytes.fromhex(best_hash[2:])
+            birth, birth_hash = (finalized, finalized_hash) if best - finalized < MORTAL_PERIOD // 2 else (best, best_hash)
+            era, era_hash = mortal_era(birth, MORTAL_PERIOD), bytes.fromhex(birth_hash[2:])
         payload = signing_payload(call, Era.encode(era), nonce, tip, version["specVersion"],
                                   version["transactionVersion"], self.genesis_hash, era_hash)
         return encode_signed(call, key.public, key.scheme, key.sign(payload), era, nonce, tip)
