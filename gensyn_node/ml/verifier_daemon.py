@@ -198,7 +198,10 @@ class VerifierDaemon:
             if any(a["verifier"] == self.view.me and a["segment"] == segment for a in after["attestations"]):
                 self.emit("attested", job=job_id, segment=segment, lazy=self.lazy)
             else:
+                # Its block left the best chain (a fork lost) or the window closed: a later head
+                # retries while the window is open (check_duties reads the chain's attestations).
                 self.emit("attest_failed", job=job_id, segment=segment, reason="not_recorded_in_its_block")
+                return
         self.handled.add((job_id, segment))
 
     def challenge(self, job: dict[str, Any], segment: int, got: bytes, expected: bytes) -> None:
