@@ -128,7 +128,7 @@ def run_solver(job: TrainingJob, dataset: Dataset, workdir: TrainingDir, *, blob
                 continue  # stored and journalled before the restart
             workdir.write_checkpoint(cp.index, cp.data)
             if blobs is not None:
-                blobs.put(cp.data, job.job_hash, cp.index)
+                blobs.put(cp.data, job.job_hash, cp.index, blob_hash=cp.state_hash)
             entry = JournalEntry(cp.index, cp.step, cp.state_hash, window.take())
             workdir.append_journal(entry)
             hashes.append(cp.state_hash)

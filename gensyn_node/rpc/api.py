@@ -186,6 +186,26 @@ class SubscriptionSpec:
     unsafe: bool
 
 
+BulkGet = Callable[[str], Awaitable["bytes | None"]]
+BulkPut = Callable[[str, dict[str, str], bytes], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class BulkRoute:
+    """Raw bytes over plain HTTP beside JSON-RPC, for payloads that 0x-hex in JSON would double
+    and slow (checkpoint blobs, megabytes each): `GET {prefix}{key}` answers `get(key)`'s bytes
+    (404 when None), `PUT {prefix}{key}?a=b` stores the body through `put(key, query, body)` and
+    answers its result as a JSON-RPC response. Handlers raise RpcError as methods do; `name` is
+    what the latency histogram and the logs call the route; a PUT obeys `put_unsafe` as an
+    unsafe method does."""
+
+    prefix: str
+    name: str
+    get: BulkGet
+    put: BulkPut | None = None
+    put_unsafe: bool = True
+
+
 class RpcApi:
     """The methods and subscriptions one server serves. `on_call(method, seconds)` is called
     after every call of a registered method (errors included) to feed a latency histogram."""
@@ -195,6 +215,7 @@ class RpcApi:
         self.methods: dict[str, MethodSpec] = {}
         self.subscriptions: dict[str, SubscriptionSpec] = {}
         self.unsubscriptions: dict[str, SubscriptionSpec] = {}
+        self.bulk_routes: list[BulkRoute] = []
         self._names: set[str] = set()
         self.method("rpc_methods", self._rpc_methods)
 
@@ -239,6 +260,14 @@ class RpcApi:
         self._claim(unsubscribe_name)
         self.subscriptions[subscribe_name] = spec
         self.unsubscriptions[unsubscribe_name] = spec
+
+    def bulk_route(self, route: BulkRoute) -> None:
+        """Serve `route` over HTTP beside the JSON-RPC endpoint (see BulkRoute)."""
+        if not route.prefix.startswith("/") or not route.prefix.endswith("/") or route.prefix == "/":
+            raise RpcRegistrationError(f"bulk route prefix {route.prefix!r} must be /name/")
+        if any(r.prefix == route.prefix for r in self.bulk_routes):
+            raise RpcRegistrationError(f"bulk route {route.prefix!r} is already registered")
+        self.bulk_routes.append(route)
 
     def method_names(self) -> list[str]:
         """Every callable name, sorted (what `rpc_methods` lists, as Substrate does)."""

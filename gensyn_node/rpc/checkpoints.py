@@ -2,7 +2,10 @@
 
 Data path step: a solver uploads each checkpoint it trains through the put (unsafe: loopback
 or `--rpc-methods unsafe` only, like every method that makes the node store something for a
-caller); verifiers and the job CLI fetch them by hash through the get. Bytes travel as 0x-hex.
+caller); verifiers and the job CLI fetch them by hash through the get. Bytes travel as 0x-hex in
+JSON-RPC (what Substrate's clients expect) or raw over the same port's `/checkpoint/0x<hash>`
+(GET, and PUT with `?job=&index=&chain_job=`: what the workers use, since a megabyte state as
+hex in JSON costs more to encode and parse than to train on). Both run the same checks.
 The put decodes the bytes as an exact-engine training state of a registered model before
 storing them; decoding runs in a worker thread, since the first one imports torch and a state
 is megabytes.
@@ -33,7 +36,7 @@ from gensyn_node.db.checkpoints import (
     CheckpointStoreFull,
 )
 from gensyn_node.db.kv import StoreCorruptError
-from gensyn_node.rpc.api import RpcApi
+from gensyn_node.rpc.api import BulkRoute, RpcApi
 from gensyn_node.rpc.errors import INVALID_PARAMS, INVALID_PARAMS_MSG, RpcError
 from runtime.hashing import blake2_256
 from runtime.pallets.ml_compute import storage as ml
@@ -49,6 +52,9 @@ JOB_NOT_ASSIGNED = 8015
 JOB_HASH_MISMATCH = 8016
 WRONG_MODEL = 8017
 WRONG_STEP = 8018
+
+# The raw-bytes route beside JSON-RPC: GET and PUT /checkpoint/0x<blake2-256 of the bytes>.
+CHECKPOINT_ROUTE = "/checkpoint/"
 
 BlobFetch = Callable[[bytes], Awaitable["bytes | None"]]
 
@@ -139,8 +145,8 @@ class CheckpointRpc:
         self.best_state = best_state
         self.fetch = fetch
 
-    async def mlcompute_getCheckpoint(self, blob_hash: str) -> str | None:
-        """The checkpoint's bytes as 0x-hex, or null if neither this node nor its peers hold it."""
+    async def get_bytes(self, blob_hash: str) -> bytes | None:
+        """The checkpoint's bytes, or None if neither this node nor its peers hold it."""
         key = _hex(blob_hash, "checkpoint hash", 32)
         try:
             data = self.store.get(key)
@@ -148,6 +154,11 @@ class CheckpointRpc:
             raise RpcError(CHECKPOINT_UNREADABLE, "Checkpoint unreadable", str(exc)) from None
         if data is None and self.fetch is not None:
             data = await self.fetch(key)
+        return data
+
+    async def mlcompute_getCheckpoint(self, blob_hash: str) -> str | None:
+        """The checkpoint's bytes as 0x-hex, or null if neither this node nor its peers hold it."""
+        data = await self.get_bytes(blob_hash)
         return None if data is None else "0x" + data.hex()
 
     async def mlcompute_getJobCheckpoints(self, job_hash: str) -> list[dict[str, Any]]:
@@ -166,9 +177,26 @@ class CheckpointRpc:
         blake2-256; `job` (the job's hash) and `index` record whose checkpoint it is (for
         eviction); `chain_job`, the job's on-chain id, has the node check the checkpoint against
         that job (see the module docstring) and pin it."""
+        return await self.put_bytes(_hex(data, "checkpoint"), blob_hash, job, index, chain_job)
+
+    async def put_bulk(self, blob_hash: str, query: dict[str, str], body: bytes) -> str:
+        """`PUT /checkpoint/0x<hash>?job=0x..&index=N&chain_job=M` with the raw bytes as the body:
+        the same put, without hex in JSON (half the bytes, none of the encoding)."""
+        unknown = set(query) - {"job", "index", "chain_job"}
+        if unknown:
+            raise RpcError(INVALID_PARAMS, INVALID_PARAMS_MSG, f"unknown query parameters: {', '.join(sorted(unknown))}")
+        numbers: dict[str, int | None] = {}
+        for name in ("index", "chain_job"):
+            value = query.get(name)
+            if value is not None and not value.isdigit():
+                raise RpcError(INVALID_PARAMS, INVALID_PARAMS_MSG, f"{name}: expected a non-negative integer")
+            numbers[name] = None if value is None else int(value)
+        return await self.put_bytes(body, blob_hash, query.get("job"), numbers["index"], numbers["chain_job"])
+
+    async def put_bytes(self, raw: bytes, blob_hash: str | None, job: str | None, index: int | None,
+                        chain_job: int | None) -> str:
         from runtime.ml.errors import StateDecodeError
 
-        raw = _hex(data, "checkpoint")
         expected = None if blob_hash is None else _hex(blob_hash, "checkpoint hash", 32)
         job_id = None if job is None else _hex(job, "job id", 32)
         if index is not None and (isinstance(index, bool) or not isinstance(index, int) or index < 0):
@@ -210,6 +238,7 @@ class CheckpointRpc:
 def register_checkpoint_api(api: RpcApi, store: CheckpointStore, best_state: Callable[[], OverlayState] | None = None,
                             fetch: BlobFetch | None = None) -> None:
     rpc = CheckpointRpc(store, best_state, fetch)
+    api.bulk_route(BulkRoute(CHECKPOINT_ROUTE, "checkpoint_bytes", rpc.get_bytes, rpc.put_bulk, put_unsafe=True))
     api.method("mlcompute_getCheckpoint", rpc.mlcompute_getCheckpoint)
     api.method("mlcompute_getJobCheckpoints", rpc.mlcompute_getJobCheckpoints)
     api.method("mlcompute_putCheckpoint", rpc.mlcompute_putCheckpoint, unsafe=True)

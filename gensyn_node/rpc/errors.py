@@ -32,6 +32,7 @@ OVERSIZED_REQUEST = -32007
 SERVER_IS_BUSY = -32009
 TOO_BIG_BATCH_REQUEST = -32010
 RATE_LIMITED = -32999
+NOT_FOUND = -32004  # a bulk route's GET of a key the node does not hold
 
 PARSE_ERROR_MSG = "Parse error"
 INVALID_REQUEST_MSG = "Invalid request"
@@ -44,6 +45,7 @@ OVERSIZED_REQUEST_MSG = "Request is too big"
 SERVER_IS_BUSY_MSG = "Server is busy, try again later"
 TOO_BIG_BATCH_REQUEST_MSG = "The batch request was too large"
 RATE_LIMITED_MSG = "RPC rate limit exceeded"
+NOT_FOUND_MSG = "Not found"
 
 
 class RpcError(Exception):

@@ -22,11 +22,14 @@ A connection holds its slot from accept until its socket closes, whoever closes 
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import socket
+import time
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
+from urllib.parse import parse_qsl
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -35,9 +38,9 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.utils import parse_socket_addr, wrap_app
 
 from gensyn_node.rpc import errors as E
-from gensyn_node.rpc.api import RpcApi
+from gensyn_node.rpc.api import BulkRoute, RpcApi
 from gensyn_node.rpc.dispatch import Dispatcher, encode_error
-from gensyn_node.rpc.errors import RpcPortBusy
+from gensyn_node.rpc.errors import RpcError, RpcPortBusy
 from gensyn_node.rpc.limits import (
     CLOSED_BODY,
     CLOSED_HANDSHAKE,
@@ -61,6 +64,7 @@ _REFUSE_READ_LIMIT = 16 * 1024
 _JSON_HEADERS = [(b"content-type", b"application/json; charset=utf-8")]
 # The unread rest of a refused body makes the connection unusable: tell the client so.
 _CLOSE_HEADERS = _JSON_HEADERS + [(b"connection", b"close")]
+_BYTES_HEADERS = [(b"content-type", b"application/octet-stream")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +222,7 @@ class RpcServer:
 
     def __init__(self, api: RpcApi, config: RpcConfig, stats: ConnectionStats | None = None) -> None:
         self.config = config
+        self.api = api
         self.registry = ConnectionRegistry(
             config.max_connections, config.rate_limit_per_second, config.rate_limit_burst,
             config.max_connections_per_ip, stats,
@@ -314,6 +319,11 @@ class RpcServer:
 
     async def _http(self, scope: dict[str, Any], receive: ASGIReceive, send: ASGISend) -> None:
         state = self.registry.get(scope.get("client"))
+        path = scope.get("path", "/")
+        for route in self.api.bulk_routes:
+            if path.startswith(route.prefix):
+                await self._bulk(route, path[len(route.prefix):], scope, receive, send, state)
+                return
         if scope["method"] != "POST":
             state.requests += 1
             body = encode_error(None, E.INVALID_REQUEST, E.INVALID_REQUEST_MSG, "use POST").encode()
@@ -332,6 +342,58 @@ class RpcServer:
         state.requests += 1
         reply, _ = await self.dispatcher.handle(payload, state, None)
         await _send_http(send, 200, b"" if reply is None else reply.encode(), _JSON_HEADERS)
+
+    async def _bulk(self, route: BulkRoute, key: str, scope: dict[str, Any], receive: ASGIReceive, send: ASGISend,
+                    state: ConnectionState) -> None:
+        """GET or PUT of raw bytes on a bulk route (see api.BulkRoute), under the connection's
+        rate limit and body bounds as a JSON-RPC call is; errors answer as JSON-RPC error objects
+        with a 4xx status."""
+        method = scope["method"]
+        allowed = b"GET, PUT" if route.put is not None else b"GET"
+        body = b""
+        if method == "PUT" and route.put is not None:
+            payload = await self._read_body(scope, receive, state)
+            if isinstance(payload, int):
+                if payload:
+                    reply = self._oversize_reply if payload == 413 else self._timeout_reply
+                    await _send_http(send, payload, reply, _CLOSE_HEADERS)
+                return
+            body = payload
+        state.requests += 1
+        if method not in ("GET", "PUT") or (method == "PUT" and route.put is None):
+            reply = encode_error(None, E.INVALID_REQUEST, E.INVALID_REQUEST_MSG, f"use {allowed.decode()}").encode()
+            await _send_http(send, 405, reply, _JSON_HEADERS + [(b"allow", allowed)])
+            return
+        if not state.try_take():
+            await _send_http(send, 429, encode_error(None, E.RATE_LIMITED, E.RATE_LIMITED_MSG).encode(), _JSON_HEADERS)
+            return
+        if method == "PUT" and route.put_unsafe and not self.config.allows_unsafe:
+            reply = encode_error(None, E.METHOD_NOT_FOUND, E.UNSAFE_METHOD_MSG).encode()
+            await _send_http(send, 403, reply, _JSON_HEADERS)
+            return
+        started = time.perf_counter()
+        try:
+            if method == "GET":
+                data = await route.get(key)
+                if data is None:
+                    reply = encode_error(None, E.NOT_FOUND, E.NOT_FOUND_MSG, f"{route.name}: no {key}").encode()
+                    await _send_http(send, 404, reply, _JSON_HEADERS)
+                else:
+                    await _send_http(send, 200, data, _BYTES_HEADERS)
+                return
+            query = _parse_query(scope.get("query_string", b""))
+            result = await route.put(key, query, body)  # type: ignore[misc]
+            reply = '{"jsonrpc":"2.0","result":' + json.dumps(result) + ',"id":null}'
+            await _send_http(send, 200, reply.encode(), _JSON_HEADERS)
+        except RpcError as exc:
+            await _send_http(send, 400, encode_error(None, exc.code, exc.message, exc.data).encode(), _JSON_HEADERS)
+        except Exception:  # noqa: BLE001 - the edge: one request must not end the server
+            log.warning("rpc bulk route failed route=%s method=%s", route.name, method, exc_info=True)
+            reply = encode_error(None, E.INTERNAL_ERROR, E.INTERNAL_ERROR_MSG).encode()
+            await _send_http(send, 500, reply, _JSON_HEADERS)
+        finally:
+            if self.api.on_call is not None:
+                self.api.on_call(route.name, time.perf_counter() - started)
 
     async def _read_body(self, scope: dict[str, Any], receive: ASGIReceive, state: ConnectionState) -> bytes | int:
         """The request body, or the status to refuse it with (413 too big, 408 too slow: a
@@ -383,6 +445,20 @@ class RpcServer:
             await session.run(receive)
         except Exception:  # the edge: log, close this socket, keep serving
             log.warning("rpc websocket session failed client=%s", scope.get("client"), exc_info=True)
+
+
+def _parse_query(raw: bytes) -> dict[str, str]:
+    """`a=1&b=0x..` as a dict; RpcError on a repeated or undecodable key."""
+    try:
+        pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True, strict_parsing=bool(raw))
+    except (UnicodeDecodeError, ValueError):
+        raise RpcError(E.INVALID_PARAMS, E.INVALID_PARAMS_MSG, "malformed query string") from None
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        if name in out:
+            raise RpcError(E.INVALID_PARAMS, E.INVALID_PARAMS_MSG, f"query parameter {name!r} given twice")
+        out[name] = value
+    return out
 
 
 async def _lifespan(receive: ASGIReceive, send: ASGISend) -> None:

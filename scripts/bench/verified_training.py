@@ -4,8 +4,9 @@ Native float32 (nn.Module + torch.optim.SGD) and the solver's exact engine train
 in lockstep (step t of one, then step t of the other, each timed on its own, so background
 load falls on both alike; batch fetching is timed apart and counted in neither). At every
 checkpoint the solver's state is encoded and hashed, then uploaded to a real `--dev` node
-process through `mlcompute_putCheckpoint` (the call's whole round trip is counted: the node's
-hex decoding, state check and synced LevelDB write are compute the protocol spends). Then the
+process as the solver daemon uploads it, raw bytes to `PUT /checkpoint/0x<hash>` (the whole
+round trip is counted: the node's hashing, state check and synced LevelDB write are compute the
+protocol spends). Then the
 sampling policy runs for real: each of `--verifiers` verifiers draws `--segments-per-verifier`
 distinct segments, fetches each start checkpoint from the node, re-runs it and compares hashes.
 The dispute path is measured too: the bisection's re-execution (both parties re-run the
@@ -89,7 +90,7 @@ def train_and_commit(job: TrainingJob, splits, blobs: NodeBlobs) -> dict:
         data = encode_state(state)
         hashes.append(blake2_256(data))
         t1 = time.perf_counter()
-        blobs.put(data, job.job_hash, len(hashes) - 1)
+        blobs.put(data, job.job_hash, len(hashes) - 1, blob_hash=hashes[-1])
         t["hash_s"] += t1 - t0
         t["upload_s"] += time.perf_counter() - t1
 
