@@ -387,7 +387,7 @@ class RpcServer:
             await _send_http(send, 200, reply.encode(), _JSON_HEADERS)
         except RpcError as exc:
             await _send_http(send, 400, encode_error(None, exc.code, exc.message, exc.data).encode(), _JSON_HEADERS)
-        except Exception:  # noqa: BLE001 - the edge: one request must not end the server
+        except Exception:  # the edge: one request must not end the server
             log.warning("rpc bulk route failed route=%s method=%s", route.name, method, exc_info=True)
             reply = encode_error(None, E.INTERNAL_ERROR, E.INTERNAL_ERROR_MSG).encode()
             await _send_http(send, 500, reply, _JSON_HEADERS)
