@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import httpx
 
 from gensyn_node.rpc.checkpoints import CHECKPOINT_ROUTE
-from gensyn_node.rpc.client import RpcClientError, RpcConnectionError
+from gensyn_node.rpc.client import RpcClientException, RpcConnectionError, result_of
 from runtime.hashing import blake2_256
 
 log = logging.getLogger(__name__)
@@ -26,13 +27,14 @@ class BlobError(Exception):
     """The node refused the blob, served other bytes, or could not be reached in time."""
 
 
-def _error_of(response: httpx.Response) -> RpcClientError | RpcConnectionError:
-    """The JSON-RPC error object a bulk route answers a refusal with."""
+def _answer_of(response: httpx.Response) -> Any:
+    """The result of the JSON-RPC response a bulk route answers with; RpcClientError for its
+    error object (a refusal), RpcConnectionError for anything else."""
     try:
-        error = response.json()["error"]
-        return RpcClientError(int(error["code"]), str(error["message"]), error.get("data"))
-    except (ValueError, KeyError, TypeError):
-        return RpcConnectionError(f"HTTP {response.status_code}: not a JSON-RPC error")
+        reply = response.json()
+    except ValueError:
+        raise RpcConnectionError(f"HTTP {response.status_code}: not JSON") from None
+    return result_of(reply)
 
 
 class NodeBlobs:
@@ -80,12 +82,10 @@ class NodeBlobs:
             query["chain_job"] = self.chain_job
         response = self._request("PUT", blob_hash, content=data, params=query,
                                  headers={"content-type": "application/octet-stream"})
-        if response.status_code != 200:
-            raise BlobError(f"checkpoint upload refused by {self.url}: {_error_of(response)}")
         try:
-            result = response.json()["result"]
-        except (ValueError, KeyError, TypeError):
-            raise BlobError(f"checkpoint upload to {self.url}: an answer that is not JSON-RPC") from None
+            result = _answer_of(response)
+        except RpcClientException as exc:
+            raise BlobError(f"checkpoint upload refused by {self.url}: {exc}") from exc
         if result != "0x" + blob_hash.hex():
             raise BlobError(f"node stored the checkpoint under {result}, not 0x{blob_hash.hex()}")
         return blob_hash
@@ -97,7 +97,11 @@ class NodeBlobs:
         if response.status_code == 404:
             return None
         if response.status_code != 200:
-            raise BlobError(f"checkpoint fetch refused by {self.url}: {_error_of(response)}")
+            try:
+                answer = _answer_of(response)
+            except RpcClientException as exc:
+                raise BlobError(f"checkpoint fetch refused by {self.url}: {exc}") from exc
+            raise BlobError(f"checkpoint fetch from {self.url}: HTTP {response.status_code} answered {answer!r:.80}")
         data = response.content
         if blake2_256(data) != blob_hash:
             raise BlobError(f"node served other bytes for checkpoint 0x{blob_hash.hex()}")

@@ -117,7 +117,7 @@ class VerifierDaemon:
             if self.lazy:
                 self.attest(job, segment, None)
                 continue
-            hashes = self.view.get_job_checkpoints(job) or self.view.get_published_checkpoints(job)
+            hashes = self.checkpoint_hashes(job)
             if hashes is None:
                 if job_id not in self.unavailable:
                     self.emit("checkpoints_unavailable", job=job_id, retry_until=job["attestEnd"])
@@ -134,6 +134,10 @@ class VerifierDaemon:
             elif job["status"] == "Verifying" and head.number < job["challengeEnd"]:
                 self.challenge(job, segment, trace.end_hash, expected)
             # Disputed: another challenge is open; this one waits for the next block.
+
+    def checkpoint_hashes(self, job: dict[str, Any]) -> list[bytes] | None:
+        """The job's committed checkpoint hashes: from the node's store, else as published on chain."""
+        return self.view.get_job_checkpoints(job) or self.view.get_published_checkpoints(job)
 
     def report_if_still_missing(self, job: dict[str, Any], segment: int, head: Head) -> None:
         """The list or the segment's start checkpoint is still not to be had (the node asks its
@@ -223,7 +227,7 @@ class VerifierDaemon:
         """Our challenge is open but its re-run is not in memory (this process was restarted,
         killed even, mid-dispute): the chain says where the fight stands, so re-run the segment
         from its checkpoint and play on from the current round."""
-        hashes = self.view.get_job_checkpoints(job) or self.view.get_published_checkpoints(job)
+        hashes = self.checkpoint_hashes(job)
         if hashes is None:
             return None
         self.emit("dispute_resumed", job=job["id"], segment=segment)

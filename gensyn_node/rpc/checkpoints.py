@@ -188,7 +188,7 @@ class CheckpointRpc:
         numbers: dict[str, int | None] = {}
         for name in ("index", "chain_job"):
             value = query.get(name)
-            if value is not None and not value.isdigit():
+            if value is not None and not (value.isascii() and value.isdigit()):
                 raise RpcError(INVALID_PARAMS, INVALID_PARAMS_MSG, f"{name}: expected a non-negative integer")
             numbers[name] = None if value is None else int(value)
         return await self.put_bytes(body, blob_hash, query.get("job"), numbers["index"], numbers["chain_job"])

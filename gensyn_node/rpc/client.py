@@ -54,7 +54,8 @@ class RpcConnectionError(RpcClientException):
     """No usable answer: the node is unreachable, closed the connection or sent non-JSON-RPC."""
 
 
-def _result_of(reply: Any) -> Any:
+def result_of(reply: Any) -> Any:
+    """A JSON-RPC response's result; RpcClientError for its error object, RpcConnectionError else."""
     if not isinstance(reply, dict):
         raise RpcConnectionError(f"not a JSON-RPC response: {reply!r:.200}")
     error = reply.get("error")
@@ -80,7 +81,7 @@ class RpcClient:
         """Call `method` with positional params."""
         request_id = next(self._ids)
         reply = self._post({"jsonrpc": "2.0", "id": request_id, "method": method, "params": list(params)})
-        return _result_of(reply)
+        return result_of(reply)
 
     def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
         """Send calls as one batch; each slot holds the result or an RpcClientError instance."""
@@ -92,13 +93,13 @@ class RpcClient:
         self._ids = itertools.count(first + len(requests))
         replies = self._post(requests)
         if not isinstance(replies, list):
-            _result_of(replies)  # a batch-level error (too big, rate limited) raises here
+            result_of(replies)  # a batch-level error (too big, rate limited) raises here
             raise RpcConnectionError(f"batch answered with {type(replies).__name__}")
         by_id = {reply.get("id"): reply for reply in replies if isinstance(reply, dict)}
         results: list[Any] = []
         for request in requests:
             try:
-                results.append(_result_of(by_id.get(request["id"])))
+                results.append(result_of(by_id.get(request["id"])))
             except RpcClientError as exc:
                 results.append(exc)
         return results
@@ -220,7 +221,7 @@ class WsClient:
 
     async def call(self, method: str, *params: Any) -> Any:
         """Call `method` with positional params; the result, or RpcClientError."""
-        return _result_of(await self._request(method, list(params)))
+        return result_of(await self._request(method, list(params)))
 
     def subscribe(self, method: str, params: Sequence[Any], unsubscribe_method: str) -> WsSubscription:
         """A subscription, started on `async with` or on the first iteration."""
@@ -234,7 +235,7 @@ class WsClient:
         request_id = next(self._ids)
         self._subscribing[request_id] = subscription
         try:
-            result = _result_of(await self._request(subscription._method, subscription._params, request_id))
+            result = result_of(await self._request(subscription._method, subscription._params, request_id))
         finally:
             self._subscribing.pop(request_id, None)
         return str(result)

@@ -151,7 +151,7 @@ class Dispatcher:
             except Exception as exc:  # noqa: BLE001 - the edge; _error_reply logs all but RpcError
                 return self._error_reply(request_id, method, exc)
             finally:
-                self._report(method, started)
+                self.report_call(method, started)
         sub = api.subscriptions.get(method)
         spec_sub = sub if sub is not None else api.unsubscriptions.get(method)
         if spec_sub is None:
@@ -175,7 +175,7 @@ class Dispatcher:
         except Exception as exc:  # noqa: BLE001 - the edge; _error_reply logs all but RpcError
             return self._error_reply(request_id, method, exc)
         finally:
-            self._report(method, started)
+            self.report_call(method, started)
 
     @staticmethod
     def _error_reply(request_id: Any, method: str, exc: Exception) -> str:
@@ -189,7 +189,8 @@ class Dispatcher:
         log.warning("rpc handler failed method=%s", method, exc_info=exc)
         return encode_error(request_id, E.INTERNAL_ERROR, E.INTERNAL_ERROR_MSG)
 
-    def _report(self, method: str, started: float) -> None:
+    def report_call(self, method: str, started: float) -> None:
+        """Feed `on_call` (the latency histogram) one call begun at `started`."""
         on_call = self._on_call
         if on_call is None:
             return

@@ -392,8 +392,7 @@ class RpcServer:
             reply = encode_error(None, E.INTERNAL_ERROR, E.INTERNAL_ERROR_MSG).encode()
             await _send_http(send, 500, reply, _JSON_HEADERS)
         finally:
-            if self.api.on_call is not None:
-                self.api.on_call(route.name, time.perf_counter() - started)
+            self.dispatcher.report_call(route.name, started)
 
     async def _read_body(self, scope: dict[str, Any], receive: ASGIReceive, state: ConnectionState) -> bytes | int:
         """The request body, or the status to refuse it with (413 too big, 408 too slow: a

@@ -98,6 +98,7 @@ def test_checkpoint_route_raw_bytes_round_trip_and_are_the_rpcs_blobs(node):
     ("", {}, None, 400, -32602, "0x-prefixed"),
     (None, {"index": "-1"}, None, 400, -32602, "non-negative integer"),
     (None, {"index": "x"}, None, 400, -32602, "non-negative integer"),
+    (None, {"index": "\u00b2"}, None, 400, -32602, "non-negative integer"),  # a digit to isdigit(), not to int()
     (None, {"job": "0x12"}, None, 400, -32602, "expected 32 bytes"),
     (None, {"color": "red"}, None, 400, -32602, "unknown query parameters: color"),
     (None, {"chain_job": "5"}, None, 400, -32602, "required with chain_job"),
