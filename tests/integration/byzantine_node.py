@@ -84,15 +84,17 @@ class ByzantineNode(service.Node):
 
     def _is_voting(self) -> bool:
         """Whether we vote in step with the others: we prevoted in the gadget's current round within
-        the last two slots, another voter was seen in that round and none in a later one. (A node
-        that lags, just started or catching up through later rounds, sends votes that the others
-        ignore as old.)"""
+        the last two slots, and the latest round another voter was seen in is that round or the one
+        before it (the others keep votes up to `future_rounds` ahead of theirs). An author enters
+        the next round on its own block, before the others have it, so at authoring time it is
+        usually one round ahead. (A node that lags, just started or catching up through later
+        rounds, sends votes that the others ignore as old.)"""
         last, gadget = self._last_prevote, self.gadget
         key = self.config.session_key
         if last is None or key is None or last[0].round != gadget.round or self._now_ms() - last[2] > 2 * self.slot_ms:
             return False
         others = [r for voter, r in gadget.sightings.items() if voter != key.public]
-        return gadget.round in others and max(others) <= gadget.round
+        return bool(others) and gadget.round - 1 <= max(others) <= gadget.round
 
     def _double_vote(self) -> None:
         """Sign and gossip a twin of our current round's prevote (once)."""
