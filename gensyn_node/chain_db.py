@@ -15,7 +15,7 @@ finality pointer; opening the store finishes any step a kill interrupted.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from consensus.fork_choice import ForkChoiceError, is_descendant, select_best, validate_finalizable
@@ -279,6 +279,11 @@ class ChainStore:
         if not self.is_state_kept(header):
             raise StateDiscarded(block_hash)
         return open_state(self.kv, header.state_root, self.cache)
+
+    def pending_state(self, root: bytes, nodes: Mapping[bytes, bytes]) -> Trie:
+        """The state at `root` of a block executed but not committed yet: its trie nodes are in
+        `nodes` (the new nodes of it and of the uncommitted blocks before it) or in the store."""
+        return open_state(self.kv, root, self.cache, nodes)
 
     def is_state_kept(self, header: Header) -> bool:
         """Whether the store still holds the state after `header`'s block."""

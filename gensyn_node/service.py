@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -31,7 +31,7 @@ from consensus.finality import Equivocation
 from consensus.finality import Verdict as FinalityVerdict
 from consensus.slots import compute_slot
 from consensus.verification import make_seal_check
-from gensyn_node.block_import import BlockImportError, ImportResult, execute_for_import, import_block
+from gensyn_node.block_import import BlockImportError, ImportResult, execute_chain_for_import, import_block
 from gensyn_node.chain_db import BestChange, ChainStore
 from gensyn_node.chain_spec import ChainSpec
 from gensyn_node.db.checkpoints import DEFAULT_CAPACITY_BYTES, CheckpointStore
@@ -59,6 +59,9 @@ from runtime.trie import Trie
 
 log = logging.getLogger(__name__)
 MAX_BRANCH_WALK = 4096  # headers walked back from a requested fork tip
+# One worker-thread call executes peers' blocks until this much time is spent (then the loop
+# commits them): many small blocks share a hand-off, and a big one still goes alone.
+EXECUTE_BUDGET_SECONDS = 0.05
 
 
 @dataclass
@@ -160,13 +163,14 @@ class Node:
 
     # --- blocks ------------------------------------------------------------------------------
 
-    def import_block(self, block: Block, executed: Any = None) -> ImportResult:
-        """The node's one entry for new blocks (its own, and later gossip and sync)."""
+    def import_block(self, block: Block, executed: Any = None, *, seal_checked: bool = False) -> ImportResult:
+        """The node's one entry for new blocks (its own, gossip's and sync's); `executed` and
+        `seal_checked` as `block_import.import_block` takes them."""
         previous_best = self.store.best_hash
         with self.metrics.import_seconds.time():
             try:
                 result = import_block(self.store, block, seal_check=self.seal_check, executed=executed,
-                                      verify=self.verify)
+                                      verify=self.verify, seal_checked=seal_checked)
             except BlockImportError as exc:
                 self._watch_refused(exc)
                 raise
@@ -191,21 +195,42 @@ class Node:
             self._watch_slot(exc.sealed_header)
 
     async def import_block_async(self, block: Block) -> ImportResult:
-        """A peer's block (gossip or sync): verified and re-executed in a worker thread, so RPC,
-        gossip and the slot timer keep running; committed here, on the event loop. One import
-        at a time, so that blocks commit in the order they arrive."""
+        """A peer's block (gossip or sync), as `import_chain_async` imports it."""
+        results: list[ImportResult] = []
+        await self.import_chain_async([block], lambda _block, result: results.append(result))
+        return results[0]
+
+    async def import_chain_async(self, blocks: Sequence[Block],
+                                 on_imported: Callable[[Block, ImportResult], None]) -> None:
+        """Peers' blocks, each the parent of the next (a sync range, or one gossip block):
+        verified and re-executed in a worker thread, so RPC, gossip and the slot timer keep
+        running, and committed here on the event loop, each reported to `on_imported`. One
+        thread call executes as many blocks as fit its time budget, each on the state the one
+        before leaves, so small blocks do not each pay a thread hand-off; the loop gets a turn
+        between commits. One import at a time, so that blocks commit in the order they arrive.
+        Raises the BlockImportError of the first block refused; the blocks before it are
+        imported."""
         async with self._import_lock:
-            if self.store.has_block(block.header.hash):
-                return self.import_block(block)
-            started = time.perf_counter()
-            try:
-                executed = await trio.to_thread.run_sync(
-                    lambda: execute_for_import(self.store, block, seal_check=self.seal_check, verify=self.verify))
-            except BlockImportError as exc:
-                self._watch_refused(exc)
-                raise
-            execute_seconds = time.perf_counter() - started
-            return replace(self.import_block(block, executed), execute_seconds=execute_seconds)
+            index = 0
+            while index < len(blocks):
+                if self.store.has_block(blocks[index].header.hash):
+                    on_imported(blocks[index], self.import_block(blocks[index]))
+                    index += 1
+                    continue
+                pending = blocks[index:]
+                started = time.perf_counter()
+                executed, refused = await trio.to_thread.run_sync(partial(
+                    execute_chain_for_import, self.store, pending, seal_check=self.seal_check, verify=self.verify,
+                    budget_seconds=EXECUTE_BUDGET_SECONDS))
+                share = (time.perf_counter() - started) / max(len(executed), 1)
+                for block, result in zip(pending, executed, strict=False):
+                    imported = self.import_block(block, result, seal_checked=True)
+                    on_imported(block, replace(imported, execute_seconds=share))
+                    index += 1
+                    await trio.lowlevel.checkpoint()
+                if refused is not None:
+                    self._watch_refused(refused)
+                    raise refused
 
     def _on_new_best(self, block: Block, previous_best: bytes, result: ImportResult) -> None:
         header = block.header

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from consensus.finality_messages import JustificationError, SkipsSetChange
-from gensyn_node.block_import import BlockImportError
+from gensyn_node.block_import import BlockImportError, ImportResult, ImportStatus
 from p2p.messages import MAX_BLOCKS_PER_REQUEST, SyncedBlock
 from p2p.network import Network, NetworkError
 from p2p.reputation import PENALTY_BAD_RESPONSE
@@ -306,30 +306,42 @@ class ChainSync:
             if next_start <= target:  # ask for the next range while this one imports
                 ahead = _Ahead(nursery, self.network, peer, next_start,
                                min(MAX_BLOCKS_PER_REQUEST, target - next_start + 1))
-            imported: list[tuple[Block, bytes | None]] = []
-            try:
-                for block, justification in blocks:
-                    mark = self.clock()
-                    try:
-                        result = await self.node.import_block_async(block)
-                        timings.executing += result.execute_seconds
-                        timings.committing += self.clock() - mark - result.execute_seconds
-                    except BlockImportError as exc:
-                        if exc.kind.is_punishable:
-                            self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: {exc.reason}")
-                        log.info("sync stopped peer=%s number=%d reason=%s", peer, block.header.number, exc.reason)
-                        return
-                    imported.append((block, justification))
-                    self._imported += 1
-                    self.state.current_block = block.header.number
-            finally:
-                mark = self.clock()
-                justified = self._import_justifications(peer, imported)
-                timings.justifying += self.clock() - mark
-            if not justified:
+            imported, complete = await self._import_blocks(peer, blocks)
+            self._imported += len(imported)
+            if imported:
+                self.state.current_block = imported[-1][0].header.number
+            mark = self.clock()
+            justified = self._import_justifications(peer, imported)  # those of a partial range too
+            timings.justifying += self.clock() - mark
+            if not (complete and justified):
                 return
             start = next_start
             progress.add(len(imported))
+
+    async def _import_blocks(self, peer: str, blocks: list[tuple[Block, bytes | None]],
+                             ) -> tuple[list[tuple[Block, bytes | None]], bool]:
+        """A response's blocks through `Node.import_chain_async`: those newly imported, with
+        their justifications, and whether none was refused. A block refused as invalid costs
+        the peer; one refused as useless (a fork below finality, a slot early) does not."""
+        justifications = {block.header.hash: data for block, data in blocks}
+        imported: list[tuple[Block, bytes | None]] = []
+        timings = self.timings
+
+        def on_imported(block: Block, result: ImportResult) -> None:
+            if result.status is not ImportStatus.ALREADY_KNOWN:
+                timings.executing += result.execute_seconds
+                timings.committing += result.seconds
+                imported.append((block, justifications[block.header.hash]))
+
+        try:
+            await self.node.import_chain_async([block for block, _ in blocks], on_imported)
+        except BlockImportError as exc:
+            if exc.kind.is_punishable:
+                self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: {exc.reason}")
+            number = blocks[0][0].header.number + len(imported)
+            log.info("sync stopped peer=%s number=%d reason=%s", peer, number, exc.reason)
+            return imported, False
+        return imported, True
 
     def _import_justifications(self, peer: str, imported: list[tuple[Block, bytes | None]]) -> bool:
         """Finalize what the justifications of a range prove. The last one finalizes every block
@@ -415,19 +427,8 @@ class ChainSync:
                     return False
                 start, step = max(floor, start - step), step * 2
                 continue
-            imported: list[tuple[Block, bytes | None]] = []
-            for block, justification in blocks:
-                if store.has_block(block.header.hash):
-                    continue
-                try:
-                    await self.node.import_block_async(block)
-                except BlockImportError as exc:
-                    if exc.kind.is_punishable:
-                        self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: {exc.reason}")
-                    self._import_justifications(peer, imported)
-                    return False
-                imported.append((block, justification))
-            if not self._import_justifications(peer, imported):
+            imported, complete = await self._import_blocks(peer, blocks)
+            if not (self._import_justifications(peer, imported) and complete):
                 return False
             progress.add(len(imported))
             start = blocks[-1][0].header.number + 1

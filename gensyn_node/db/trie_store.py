@@ -31,6 +31,17 @@ def trie_node_puts(new_nodes: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
     return {prefix + node_hash: data for node_hash, data in new_nodes.items()}
 
 
-def open_state(kv: KVStore, root: bytes, cache: NodeCache | None = None) -> Trie:
-    """The state trie at `root`, reading nodes from `kv` through the shared `cache`."""
-    return Trie(root, trie_node_getter(kv), cache)
+def open_state(kv: KVStore, root: bytes, cache: NodeCache | None = None,
+               pending: Mapping[bytes, bytes] | None = None) -> Trie:
+    """The state trie at `root`, reading nodes from `kv` through the shared `cache`; `pending`:
+    nodes not yet committed (hash -> encoded node, as `Trie.apply` returns them), read first."""
+    stored = trie_node_getter(kv)
+    if pending is None:
+        return Trie(root, stored, cache)
+    pending_get = pending.get
+
+    def get_node(node_hash: bytes) -> bytes | None:
+        data = pending_get(node_hash)
+        return data if data is not None else stored(node_hash)
+
+    return Trie(root, get_node, cache)

@@ -11,6 +11,7 @@ from gensyn_node.block_import import (
     BlockImportError,
     ImportErrorKind,
     ImportStatus,
+    execute_chain_for_import,
     execute_for_import,
     import_block,
 )
@@ -158,6 +159,76 @@ def test_execute_for_import_writes_nothing_and_import_commits_its_result(chain):
     assert sorted(store.kv.iterate(b"")) == before  # the worker-thread half writes nothing
     result = import_block(store, block, executed=executed)
     assert result.status is ImportStatus.IMPORTED_BEST and store.best_hash == block.hash
+
+
+def _source_chain(genesis, nodes, count, txs=2):
+    """`count` blocks built and committed on a store of their own: a peer's chain to import."""
+    source = ChainStore(MemoryKV())
+    source.initialize(genesis, nodes)
+    parent, blocks = genesis, []
+    for _ in range(count):
+        block = build(source, parent, genesis.hash, txs=txs)
+        import_block(source, block)
+        blocks.append(block)
+        parent = block.header
+    return source, blocks
+
+
+def test_execute_chain_runs_each_block_on_the_state_the_one_before_leaves_and_writes_nothing(chain):
+    genesis, nodes, store = chain
+    source, blocks = _source_chain(genesis, nodes, 4)
+    before = sorted(store.kv.iterate(b""))
+    seen = []
+
+    def seal_check(header, parent, state):
+        # The leader rule reads the parent's state: here the state of a block not yet on disk.
+        assert state.root == parent.state_root
+        seen.append(header.number)
+
+    executed, refused = execute_chain_for_import(store, blocks, seal_check=seal_check, budget_seconds=60)
+    assert refused is None and seen == [1, 2, 3, 4]
+    assert [e.state_root for e in executed] == [b.header.state_root for b in blocks]
+    assert sorted(store.kv.iterate(b"")) == before  # nothing written until the commits
+    for block, result in zip(blocks, executed, strict=True):
+        assert import_block(store, block, executed=result, seal_check=seal_check,
+                            seal_checked=True).status is ImportStatus.IMPORTED_BEST
+    assert seen == [1, 2, 3, 4]  # a seal checked in the worker thread is not checked again
+    assert store.best_hash == blocks[-1].hash
+    assert sorted(store.kv.iterate(b"")) == sorted(source.kv.iterate(b""))
+    # A spent budget stops after the block that spent it: one at a time, in order.
+    fresh = ChainStore(MemoryKV())
+    fresh.initialize(genesis, nodes)
+    executed, refused = execute_chain_for_import(fresh, blocks, budget_seconds=0)
+    assert refused is None and [e.state_root for e in executed] == [blocks[0].header.state_root]
+
+
+def test_execute_chain_stops_at_the_first_bad_block_with_its_reason(chain):
+    genesis, nodes, store = chain
+    _source, blocks = _source_chain(genesis, nodes, 3)
+    bad = Block(replace(blocks[1].header, state_root=bytes(32)), blocks[1].extrinsics)
+    before = sorted(store.kv.iterate(b""))
+    executed, refused = execute_chain_for_import(store, [blocks[0], bad, blocks[2]], budget_seconds=60)
+    assert [e.state_root for e in executed] == [blocks[0].header.state_root]
+    assert refused is not None and refused.kind is ImportErrorKind.INVALID and "#2" in refused.reason
+    assert sorted(store.kv.iterate(b"")) == before
+    # A block whose parent is neither stored nor before it in the chain is an unknown parent.
+    executed, refused = execute_chain_for_import(store, [blocks[1], blocks[2]], budget_seconds=60)
+    assert executed == [] and refused is not None and refused.kind is ImportErrorKind.UNKNOWN_PARENT
+
+
+def test_a_seal_checked_result_still_has_its_chaining_checked_at_commit(chain):
+    """Finality can move while a block executes off the loop: its commit checks the chaining
+    again, even when the seal need not be."""
+    genesis, nodes, store = chain
+    _source, blocks = _source_chain(genesis, nodes, 1)
+    executed = execute_for_import(store, blocks[0])
+    rival = build(store, genesis, genesis.hash, slot=5, author=1)
+    import_block(store, rival)
+    store.set_finalized(rival.hash)
+    with pytest.raises(BlockImportError) as info:
+        import_block(store, blocks[0], executed=executed, seal_checked=True)
+    assert info.value.kind is ImportErrorKind.BELOW_FINALIZED
+    assert not store.has_block(blocks[0].hash)
 
 
 def test_import_block_future_slot_is_ignorable_not_punishable(chain):

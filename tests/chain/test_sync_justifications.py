@@ -6,6 +6,8 @@ a loopback stand-in for the libp2p network that records the peer's score."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import trio
 
 from consensus.authorities import get_voter_set
@@ -13,6 +15,7 @@ from gensyn_node.chain_spec import dev_spec
 from gensyn_node.service import Node, NodeConfig
 from gensyn_node.sync import ChainSync
 from p2p.messages import BlocksRequest, SyncedBlock
+from runtime.block import Block
 from tests.chain.test_node_finality import Clock
 from tests.chain.test_set_change import ALICE_SESSION, author, spec_with_bob_waiting, sudo_set_validator_count
 
@@ -99,5 +102,35 @@ def test_sync_refuses_a_bad_last_justification_and_scores_the_peer(tmp_path):
     sync(syncer, network, 6)
     assert len(network.reports) == 1 and "justification of #6" in network.reports[0]
     assert syncer.store.finalized_header().number == 0
+    source.close()
+    syncer.close()
+
+
+class TamperedTipNetwork(LoopbackNetwork):
+    """Answers with the range's last block re-rooted (so its seal no longer matches it)."""
+
+    async def request_blocks(self, peer: str, start: int, count: int) -> list[SyncedBlock]:
+        blocks = await super().request_blocks(peer, start, count)
+        last = Block.decode(blocks[-1].block)
+        forged = Block(replace(last.header, state_root=bytes(32)), last.extrinsics)
+        blocks[-1] = SyncedBlock(forged.encode(), None)
+        return blocks
+
+
+def test_sync_keeps_the_blocks_before_a_refused_one_and_scores_the_peer(tmp_path):
+    """One worker-thread call executes the whole range; the block it refuses costs the peer,
+    and the blocks before it are committed, each on the state the one before left."""
+    clock = Clock()
+    source, syncer = open_nodes(tmp_path, dev_spec(validators=1), clock)
+    author(source, clock, 12)
+    network = TamperedTipNetwork(source)
+    assert sync(syncer, network, 12) == 11
+    assert len(network.reports) == 1 and "invalid block #12" in network.reports[0], network.reports
+    assert syncer.store.best_header().number == 11
+    assert syncer.store.best_hash == source.store.hash_at(11)
+    assert syncer.store.best_header().state_root == source.store.get_header(source.store.hash_at(11)).state_root
+    # What the imported blocks' justifications prove is still imported: the source has one for #11.
+    assert source.store.get_justification(source.store.hash_at(11)) is not None
+    assert syncer.store.finalized_header().number == 11
     source.close()
     syncer.close()
