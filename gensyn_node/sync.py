@@ -36,6 +36,7 @@ PROGRESS_EVERY_SECONDS = 2.0
 IDLE_POLL_SECONDS = 1.0
 MAX_WANTED = 64  # blocks named by votes that we lack, fetched one branch at a time
 MAX_HELD = 64  # gossip blocks whose parent we lack, kept until it arrives
+MAX_STALE = 1024  # blocks known to be on forks below our finalized block, not fetched again
 MAJOR_SYNC_BLOCKS = 5  # further behind the best peer than this, we are major-syncing (Substrate's figure)
 
 
@@ -121,10 +122,13 @@ class ChainSync:
         # blocks that a vote or a gossip block named and we lack -> (who sent it, its number)
         self._wanted: dict[bytes, tuple[str | None, int]] = {}
         self._held: dict[bytes, tuple[Block, str]] = {}  # gossip blocks whose parent we lack -> the sender
+        self._stale: dict[bytes, None] = {}  # blocks of forks off below our finalized block (oldest first)
         self._held_ready = trio.Event()
 
     def want_block(self, block_hash: bytes, number: int, peer: str | None) -> None:
         """Fetch the block `block_hash` (and as much of its branch as we lack) soon."""
+        if block_hash in self._stale:
+            return
         if len(self._wanted) < MAX_WANTED and not self.node.store.has_block(block_hash):
             self._wanted.setdefault(block_hash, (peer, number))
             self.wake()
@@ -136,11 +140,20 @@ class ChainSync:
         would else stay behind whenever a request takes longer than a slot."""
         if block.header.number <= self.node.store.finalized_header().number:
             return
+        if block.header.parent_hash in self._stale:
+            self._mark_stale([block.header.hash])  # a stale validator building on its own fork
+            return
         if len(self._held) >= MAX_HELD:
             oldest = min(self._held, key=lambda h: self._held[h][0].header.number)
             del self._held[oldest]
         self._held[block.header.hash] = (block, peer)
         self.wake()
+
+    def _mark_stale(self, hashes: list[bytes]) -> None:
+        for block_hash in hashes:
+            self._stale[block_hash] = None
+        while len(self._stale) > MAX_STALE:
+            del self._stale[next(iter(self._stale))]
 
     def _want_newest_held(self) -> None:
         waiting = [(block, peer) for block, peer in self._held.values()
@@ -388,7 +401,7 @@ class ChainSync:
                 if peer in unreachable:
                     continue
                 try:
-                    if await self.fetch_branch(peer, tip, number):
+                    if await self.fetch_branch(peer, tip, number) or tip in self._stale:
                         break
                 except NetworkError as exc:
                     log.info("branch request failed peer=%s error=%s", peer, exc)
@@ -422,8 +435,11 @@ class ChainSync:
                 return False
             if not store.has_block(first.parent_hash):
                 if start <= floor:
-                    self.network.report(peer, PENALTY_BAD_RESPONSE,
-                                        "sync: a branch that does not contain our finalized block")
+                    # It forks off below our finalized block: a stale validator's (it built on
+                    # a head that lost to finality while it caught up), useless, not invalid.
+                    log.info("stale branch ignored peer=%s tip=0x%s number=%d: it does not contain our "
+                             "finalized block", peer, tip.hex()[:16], number)
+                    self._mark_stale([tip, *(block.header.hash for block, _ in blocks)])
                     return False
                 start, step = max(floor, start - step), step * 2
                 continue

@@ -96,6 +96,35 @@ def test_a_branch_at_or_below_our_finality_is_not_asked_for(tmp_path):
     syncer.close()
 
 
+def test_a_stale_branch_below_our_finality_is_ignored_unpunished_and_not_fetched_again(tmp_path):
+    """A validator that built on a head which then lost to finality (it was catching up) sends
+    blocks of a fork off below our finalized block: useless, not invalid. Punishing it banned an
+    honest validator just restarted after kill -9, and it never voted again."""
+    clock = Clock()
+    source, syncer = open_nodes(tmp_path / "a", dev_spec(validators=1), clock)
+    stale, unused = open_nodes(tmp_path / "b", dev_spec(validators=1), clock)
+    unused.close()
+    author(source, clock, 5)
+    author(stale, clock, 8)  # later slots: its own chain from genesis
+    assert trio.run(chain_sync(syncer, BranchNetwork(source)).sync_from, "source", 5) == 5
+    assert syncer.store.finalized_header().number == 5
+    tip = stale.store.best_header()
+    network = BranchNetwork(stale)
+    sync = chain_sync(syncer, network)
+    assert not trio.run(sync.fetch_branch, "stale", tip.hash, tip.number)
+    assert network.starts == [6]  # our finalized block is as far back as it looks
+    assert network.reports == []
+    assert syncer.store.best_hash == source.store.best_hash
+    # Neither a vote naming its tip nor its next gossip block makes us ask again.
+    sync.want_block(tip.hash, tip.number, "stale")
+    author(stale, clock, 1)
+    sync.hold(stale.store.get_block(stale.store.best_hash), "stale")
+    trio.run(sync._fetch_wanted)
+    assert network.starts == [6] and network.reports == []
+    for node in (source, syncer, stale):
+        node.close()
+
+
 def test_a_validator_far_behind_its_best_peer_claims_no_slot(tmp_path):
     clock = Clock()
     source, _syncer = open_nodes(tmp_path, dev_spec(validators=1), clock)
