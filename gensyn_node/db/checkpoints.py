@@ -186,10 +186,12 @@ class CheckpointStore:
     # --- writes --------------------------------------------------------------------------------
 
     def put(self, data: bytes, *, expected_hash: bytes | None = None, job_id: bytes | None = None,
-            index: int | None = None, pinned: bool = True) -> bytes:
+            index: int | None = None, pinned: bool = True, hashed: bytes | None = None) -> bytes:
         """Store `data` (for `job_id`, as its checkpoint `index`, when given); returns its hash.
         Storing bytes already held only adds the job's reference. `pinned=False` records the
-        reference as unverified (see the module docstring). Raises CheckpointStoreError."""
+        reference as unverified (see the module docstring). `hashed`: the hash the caller has
+        just computed of these very bytes (megabytes are not hashed twice). Raises
+        CheckpointStoreError."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise InvalidCheckpoint(f"a checkpoint is bytes, not {type(data).__name__}")
         data = bytes(data)
@@ -202,7 +204,7 @@ class CheckpointStore:
             _validate_hash(job_id, "a job id")
         if index is not None and (type(index) is not int or not 0 <= index < 2**32):
             raise InvalidCheckpoint(f"a checkpoint index is an integer in [0, 2^32), not {index!r}")
-        blob_hash = blake2_256(data)
+        blob_hash = hashed if hashed is not None else blake2_256(data)
         # Verify that the bytes are the ones the sender meant.
         if expected_hash is not None and blob_hash != _validate_hash(expected_hash, "the expected hash"):
             raise CheckpointHashMismatch(

@@ -207,9 +207,10 @@ class CheckpointRpc:
             raise RpcError(INVALID_CHECKPOINT, "Invalid checkpoint",
                            f"{len(raw)} bytes exceed the {self.store.max_blob_bytes}-byte bound")
         # Verify that the bytes are what the sender meant before decoding megabytes.
-        if expected is not None and blake2_256(raw) != expected:
+        actual = None if expected is None else blake2_256(raw)
+        if actual is not None and actual != expected:
             raise RpcError(CHECKPOINT_HASH_MISMATCH, "Checkpoint hash mismatch",
-                           f"checkpoint bytes hash to 0x{blake2_256(raw).hex()}, not 0x{expected.hex()}")
+                           f"checkpoint bytes hash to 0x{actual.hex()}, not 0x{expected.hex()}")
         if chain_job is not None:
             if index is None:
                 raise RpcError(INVALID_PARAMS, INVALID_PARAMS_MSG, "index: required with chain_job")
@@ -225,7 +226,7 @@ class CheckpointRpc:
                 raise RpcError(INVALID_CHECKPOINT, "Invalid checkpoint", f"not a training state: {exc}") from None
         try:
             stored = self.store.put(raw, expected_hash=expected, job_id=job_id, index=index,
-                                    pinned=chain_job is not None)
+                                    pinned=chain_job is not None, hashed=actual)
         except CheckpointHashMismatch as exc:
             raise RpcError(CHECKPOINT_HASH_MISMATCH, "Checkpoint hash mismatch", str(exc)) from None
         except CheckpointStoreFull as exc:
