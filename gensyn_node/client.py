@@ -74,11 +74,16 @@ class NodeClient:
             # network) takes the birth block with it, and the signature no longer checks
             # anywhere: the transaction ends `invalid`. While finality lags by more than half
             # the period, the best block it is (the finalized one would leave too little life).
+            # The best block is read by number: a best-block hash read first may be a fork's,
+            # pruned by finality before its header is asked for.
             finalized_hash = self.rpc.call("chain_getFinalizedHead")
             finalized = int(self.rpc.call("chain_getHeader", finalized_hash)["number"], 16)
-            best_hash = self.rpc.call("chain_getBlockHash")
-            best = int(self.rpc.call("chain_getHeader", best_hash)["number"], 16)
-            birth, birth_hash = (finalized, finalized_hash) if best - finalized < MORTAL_PERIOD // 2 else (best, best_hash)
+            best = int(self.rpc.call("chain_getHeader")["number"], 16)
+            birth, birth_hash = finalized, finalized_hash
+            if best - finalized >= MORTAL_PERIOD // 2:
+                best_hash = self.rpc.call("chain_getBlockHash", best)  # None if the best chain just got shorter
+                if best_hash is not None:
+                    birth, birth_hash = best, best_hash
             era, era_hash = mortal_era(birth, MORTAL_PERIOD), bytes.fromhex(birth_hash[2:])
         payload = signing_payload(call, Era.encode(era), nonce, tip, version["specVersion"],
                                   version["transactionVersion"], self.genesis_hash, era_hash)
