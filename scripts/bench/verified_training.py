@@ -14,7 +14,7 @@ disputed segment once, hashing every step's state to answer midpoint queries) an
 referee's replay of one step from a Merkle-proven batch.
 
     .venv/bin/python scripts/bench/verified_training.py [--model mlp] [--steps 2000]
-        [--segments 20] [--verifiers 2] [--segments-per-verifier 1] [--threads 1]
+        [--segments 10] [--verifiers 2] [--segments-per-verifier 1] [--threads 1]
 
 Prints one JSON object: the parts in seconds, `overhead_ratio` (honest job: everything the
 protocol computes / native training), `overhead_ratio_disputed` (with one dispute played to
@@ -37,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from gensyn_node.cli.jobs import DEFAULT_SEGMENTS
 from gensyn_node.ml.accel import provide_host_accel
 from gensyn_node.ml.datasets import load_mnist
 from gensyn_node.ml.remote import NodeBlobs
@@ -170,7 +171,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="mlp")
     parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--segments", type=int, default=20, help="segments per job (checkpoints - 1)")
+    parser.add_argument("--segments", type=int, default=DEFAULT_SEGMENTS,
+                        help="segments per job (checkpoints - 1); default: the job CLI's")
     parser.add_argument("--verifiers", type=int, default=2, help="verifiers drawn per job")
     parser.add_argument("--segments-per-verifier", type=int, default=1, help="segments each verifier re-runs")
     parser.add_argument("--batch-size", type=int, default=64)
