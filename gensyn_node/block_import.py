@@ -127,12 +127,12 @@ def execute_for_import(store: ChainStore, block: Block, *, seal_check: SealCheck
     `after`: the parent was executed but is not committed yet; its state is read from its new
     nodes over the store's."""
     header = block.header
-    if after is None:
-        parent = _validate_chaining(store, header, seal_check)
-        parent_state = store.state_at(header.parent_hash)
-    else:
+    if after is not None and header.parent_hash == after.header.hash:
         parent = _validate_chaining(store, header, seal_check, after)
         parent_state = store.pending_state(after.header.state_root, after.nodes)
+    else:
+        parent = _validate_chaining(store, header, seal_check)
+        parent_state = store.state_at(header.parent_hash)
     if seal_check is not None:
         _check_seal(seal_check, header, store, parent, parent_state)
     try:
@@ -151,9 +151,6 @@ class PendingParent:
     headers: dict[bytes, Header]
     nodes: dict[bytes, bytes]
 
-    def get_header(self, block_hash: bytes) -> Header | None:
-        return self.headers.get(block_hash)
-
 
 class _PendingChain:
     """The store's headers and those of blocks executed but not committed (a HeaderSource)."""
@@ -162,7 +159,7 @@ class _PendingChain:
         self._store, self._pending = store, pending
 
     def get_header(self, block_hash: bytes) -> Header | None:
-        return self._pending.get_header(block_hash) or self._store.get_header(block_hash)
+        return self._pending.headers.get(block_hash) or self._store.get_header(block_hash)
 
     def hash_at(self, number: int) -> bytes | None:
         return self._store.hash_at(number)
@@ -178,6 +175,9 @@ def execute_chain_for_import(store: ChainStore, blocks: Sequence[Block], *, seal
     and the loop commits what it has before holding more nodes in memory."""
     started = time.perf_counter()
     executed: list[ExecutedBlock] = []
+    # One growing set of the uncommitted blocks' headers and nodes, not a copy per block.
+    headers: dict[bytes, Header] = {}
+    nodes: dict[bytes, bytes] = {}
     after: PendingParent | None = None
     for block in blocks:
         try:
@@ -187,11 +187,9 @@ def execute_chain_for_import(store: ChainStore, blocks: Sequence[Block], *, seal
         executed.append(result)
         if time.perf_counter() - started >= budget_seconds:
             break
-        if after is None:
-            after = PendingParent(block.header, {block.header.hash: block.header}, result.new_nodes)
-        else:
-            after = PendingParent(block.header, {**after.headers, block.header.hash: block.header},
-                                  {**after.nodes, **result.new_nodes})
+        headers[block.header.hash] = block.header
+        nodes.update(result.new_nodes)
+        after = PendingParent(block.header, headers, nodes)
     return executed, None
 
 

@@ -339,8 +339,11 @@ class ChainSync:
         justifications = {block.header.hash: data for block, data in blocks}
         imported: list[tuple[Block, bytes | None]] = []
         timings = self.timings
+        reported = 0  # known blocks included: the refused one is the next
 
         def on_imported(block: Block, result: ImportResult) -> None:
+            nonlocal reported
+            reported += 1
             if result.status is not ImportStatus.ALREADY_KNOWN:
                 timings.executing += result.execute_seconds
                 timings.committing += result.seconds
@@ -351,7 +354,7 @@ class ChainSync:
         except BlockImportError as exc:
             if exc.kind.is_punishable:
                 self.network.report(peer, PENALTY_BAD_RESPONSE, f"sync: {exc.reason}")
-            number = blocks[0][0].header.number + len(imported)
+            number = blocks[0][0].header.number + reported
             log.info("sync stopped peer=%s number=%d reason=%s", peer, number, exc.reason)
             return imported, False
         return imported, True

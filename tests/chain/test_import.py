@@ -216,6 +216,16 @@ def test_execute_chain_stops_at_the_first_bad_block_with_its_reason(chain):
     assert executed == [] and refused is not None and refused.kind is ImportErrorKind.UNKNOWN_PARENT
 
 
+def test_execute_chain_reads_a_block_whose_parent_is_stored_from_the_store(chain):
+    """Only a block whose parent is the one before it runs on that uncommitted state."""
+    genesis, nodes, store = chain
+    _source, blocks = _source_chain(genesis, nodes, 1)
+    sibling = build(store, genesis, genesis.hash, slot=5, author=1)
+    executed, refused = execute_chain_for_import(store, [blocks[0], sibling], budget_seconds=60)
+    assert refused is None
+    assert [e.state_root for e in executed] == [blocks[0].header.state_root, sibling.header.state_root]
+
+
 def test_a_seal_checked_result_still_has_its_chaining_checked_at_commit(chain):
     """Finality can move while a block executes off the loop: its commit checks the chaining
     again, even when the seal need not be."""
