@@ -39,7 +39,7 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 
-from p2p import messages
+from p2p import messages, tuning
 from p2p.messages import BlocksRequest, MessageError, Status, SyncedBlock
 from p2p.protocols import Protocols
 from p2p.reputation import (
@@ -164,6 +164,7 @@ def check_port_free(listen_addrs: list[str]) -> None:
 class Network:
     def __init__(self, config: NetworkConfig, handlers: NetworkHandlers, clock: Callable[[], float] = time.monotonic):
         quiet_library_logs()
+        tuning.apply()
         self.config = config
         self.handlers = handlers
         self.clock = clock

@@ -39,7 +39,7 @@ from gensyn_node.keyring import DEV_NAMES, dev_account
 from runtime.hashing import blake2_256
 from tests.integration.nodeproc import free_port
 
-NODE = [sys.executable, "-m", "gensyn_node.cli"]
+NODE = [sys.executable, "-m", "gensyn_node.cli", "--log", os.environ.get("BENCH_NODE_LOG", "warning")]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -212,6 +212,8 @@ def bench_devnet(validators: int, seconds: float, tps: float, work: Path) -> flo
         start_best = best(nodes[0].url)
         cpu0 = [n.cpu_seconds() for n in nodes]
         gossip0 = [n.metric("gensyn_gossip_received") + n.metric("gensyn_gossip_sent") for n in nodes]
+        authored0 = sum(n.metric("gensyn_blocks_authored_total") for n in nodes)
+        skipped0 = sum(n.metric("gensyn_slots_skipped_syncing_total") for n in nodes)
         t0 = time.time()
         loader.start()
         watcher.start()
@@ -223,6 +225,8 @@ def bench_devnet(validators: int, seconds: float, tps: float, work: Path) -> flo
         cpu = [(n.cpu_seconds() - c) / elapsed for n, c in zip(nodes, cpu0, strict=True)]
         gossip = [(n.metric("gensyn_gossip_received") + n.metric("gensyn_gossip_sent") - g) / elapsed
                   for n, g in zip(nodes, gossip0, strict=True)]
+        authored = sum(n.metric("gensyn_blocks_authored_total") for n in nodes) - authored0
+        skipped = sum(n.metric("gensyn_slots_skipped_syncing_total") for n in nodes) - skipped0
         time.sleep(3)  # the last transfers' blocks
         end_best = best(nodes[0].url)
         blocks, included = [], {}
@@ -243,7 +247,9 @@ def bench_devnet(validators: int, seconds: float, tps: float, work: Path) -> flo
         agree = len({rpc(n.url, "chain_getBlockHash", end_best - 2) for n in nodes}) == 1
         latency = [included[h] + 0.0 - t for h, t in submitted.items() if h in included]
         print(json.dumps({"figure": "slots_filled", "validators": validators, "value": round(len(window) / slots, 3),
-                          "blocks": len(window), "slots": slots, "target": 0.95, "all_nodes_agree": agree}))
+                          "blocks": len(window), "slots": slots, "target": 0.95, "all_nodes_agree": agree,
+                          # why a slot stays empty: its leader authored nothing, or its block lost a fork
+                          "authored_all_nodes": int(authored), "slots_skipped_major_syncing": int(skipped)}))
         print(json.dumps({"figure": "transfer_submit_to_inclusion_s", "validators": validators,
                           "median": round(statistics.median(latency), 3) if latency else None,
                           "p95": round(percentile(latency, 0.95) or 0, 3) if latency else None,
@@ -358,9 +364,11 @@ def main() -> None:
     parser.add_argument("--skip-devnet", action="store_true")
     parser.add_argument("--compare-validators", type=int, default=0,
                         help="also run a devnet of this many validators and print its finality lag over ours")
+    parser.add_argument("--workdir", default=None, help="keep the nodes' stores and logs here (a fresh directory)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-devnet-") as tmp:
-        work = Path(tmp)
+        work = Path(args.workdir or tmp)
+        work.mkdir(parents=True, exist_ok=True)
         if not args.skip_devnet:
             (work / "devnet").mkdir()
             lag = bench_devnet(args.validators, args.seconds, args.tps, work / "devnet")
