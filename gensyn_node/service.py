@@ -303,7 +303,7 @@ class Node:
         """A vote names a block we lack (a fork we never saw, say across a healed partition):
         until we hold it the vote cannot count, and a round may wait on it forever. Fetch it."""
         if self.sync is not None:
-            self.sync.want_block(block_hash, number, self._vote_peer)
+            self.sync.want_voted_block(block_hash, number, self._vote_peer)
 
     def on_gossip_vote(self, data: bytes, peer: Any = None) -> FinalityVerdict:
         """A finality message from the network; the verdict (accept, ignore, reject) scores the peer."""

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 2.0
 IDLE_POLL_SECONDS = 1.0
 MAX_WANTED = 64  # blocks named by votes that we lack, fetched one branch at a time
+VOTE_FETCH_DELAY_SECONDS = 1.0  # see want_voted_block
 MAX_HELD = 64  # gossip blocks whose parent we lack, kept until it arrives
 MAX_STALE = 1024  # blocks known to be on forks below our finalized block, not fetched again
 MAJOR_SYNC_BLOCKS = 5  # further behind the best peer than this, we are major-syncing (Substrate's figure)
@@ -119,19 +120,34 @@ class ChainSync:
         self._wakeup = trio.Event()
         self._imported = 0
         self.timings = SyncTimings()
-        # blocks that a vote or a gossip block named and we lack -> (who sent it, its number)
-        self._wanted: dict[bytes, tuple[str | None, int]] = {}
+        # blocks that a vote or a gossip block named and we lack -> (who sent it, its number,
+        # when to ask for it)
+        self._wanted: dict[bytes, tuple[str | None, int, float]] = {}
         self._held: dict[bytes, tuple[Block, str]] = {}  # gossip blocks whose parent we lack -> the sender
         self._stale: dict[bytes, None] = {}  # blocks of forks off below our finalized block (oldest first)
         self._held_ready = trio.Event()
 
-    def want_block(self, block_hash: bytes, number: int, peer: str | None) -> None:
-        """Fetch the block `block_hash` (and as much of its branch as we lack) soon."""
-        if block_hash in self._stale:
+    def want_block(self, block_hash: bytes, number: int, peer: str | None, delay: float = 0.0) -> None:
+        """Fetch the block `block_hash` (and as much of its branch as we lack): soon, or once
+        `delay` seconds have passed without it arriving otherwise."""
+        if block_hash in self._stale or self.node.store.has_block(block_hash):
             return
-        if len(self._wanted) < MAX_WANTED and not self.node.store.has_block(block_hash):
-            self._wanted.setdefault(block_hash, (peer, number))
+        due = self.clock() + delay
+        known = self._wanted.get(block_hash)
+        if known is not None:
+            if due < known[2]:
+                self._wanted[block_hash] = (known[0], number, due)
+        elif len(self._wanted) < MAX_WANTED:
+            self._wanted[block_hash] = (peer, number, due)
+        if not delay:
             self.wake()
+
+    def want_voted_block(self, block_hash: bytes, number: int, peer: str | None) -> None:
+        """A vote names a block we lack. Usually it is on its way by gossip: a vote outruns its
+        block, which each hop imports before relaying, so at 8 validators a third of all blocks
+        came twice, by gossip and by a branch fetch. Fetch it only if it has not come in a while
+        (a fork we never saw, say across a healed partition, must still be fetched)."""
+        self.want_block(block_hash, number, peer, VOTE_FETCH_DELAY_SECONDS)
 
     def hold(self, block: Block, peer: str) -> None:
         """A gossip block whose parent we lack: keep it, and let sync look now. Once the parent
@@ -394,8 +410,9 @@ class ChainSync:
         is not asked again in this pass, so a dead connection costs one timeout, not one a tip."""
         store = self.node.store
         unreachable: set[str] = set()
-        while self._wanted:
-            tip, (sender, number) = self._wanted.popitem()
+        while due := [block_hash for block_hash, wish in self._wanted.items() if wish[2] <= self.clock()]:
+            tip = due[-1]
+            sender, number, _due = self._wanted.pop(tip)
             if store.has_block(tip) or number > store.best_header().number + MAJOR_SYNC_BLOCKS:
                 continue
             peers = [*([sender] if sender in self.network.peers else []),

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import trio
 
 from gensyn_node.chain_spec import dev_spec
-from gensyn_node.sync import MAJOR_SYNC_BLOCKS, ChainSync
+from gensyn_node.sync import MAJOR_SYNC_BLOCKS, VOTE_FETCH_DELAY_SECONDS, ChainSync
 from p2p.messages import BlocksRequest, SyncedBlock
 from tests.chain.test_node_finality import Clock
 from tests.chain.test_set_change import author
@@ -169,5 +169,37 @@ def test_held_gossip_blocks_import_once_their_parent_arrives_and_a_bad_one_costs
     assert syncer.store.best_hash == blocks[3].header.hash
     assert len(network.reports) == 1 and network.reports[0].startswith("gossip:"), network.reports
     assert sync._held == {}
+    source.close()
+    syncer.close()
+
+
+def test_a_voted_block_is_fetched_only_if_gossip_has_not_brought_it_within_the_delay(tmp_path):
+    """A vote outruns the block it names; fetching at once brought most such blocks twice."""
+    clock = Clock()
+    source, syncer = open_nodes(tmp_path, dev_spec(validators=1), clock)
+    author(source, clock, 3)
+    first, second = (source.store.get_block(source.store.hash_at(n)) for n in (1, 2))
+    third = source.store.best_header()
+    network = BranchNetwork(source)
+    now = [100.0]
+    sync = ChainSync(syncer, network, lambda _line: None, clock=lambda: now[0])  # type: ignore[arg-type]
+    sync.want_voted_block(second.hash, 2, "source")
+    trio.run(sync._fetch_wanted)
+    assert network.starts == [] and not syncer.store.has_block(second.hash)  # not yet due
+    # Gossip brings #1 and #2 meanwhile: nothing is asked for #2, ever.
+    syncer.import_block(first)
+    syncer.import_block(second)
+    now[0] += VOTE_FETCH_DELAY_SECONDS
+    trio.run(sync._fetch_wanted)
+    assert network.starts == []
+    # A voted block that does not come is fetched once the delay has passed; a gossip block's
+    # missing parent (want_block) is due at once.
+    sync.want_voted_block(third.hash, third.number, "source")
+    now[0] += VOTE_FETCH_DELAY_SECONDS / 2
+    trio.run(sync._fetch_wanted)
+    assert network.starts == []
+    now[0] += VOTE_FETCH_DELAY_SECONDS / 2
+    trio.run(sync._fetch_wanted)
+    assert len(network.starts) == 1 and syncer.store.best_hash == third.hash
     source.close()
     syncer.close()
