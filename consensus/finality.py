@@ -23,7 +23,7 @@ and votes again from the round after, once it has seen that round complete.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -91,7 +91,8 @@ class FinalityConfig:
     genesis_hash: bytes
     precommit_wait_ms: int = 2000   # precommit after this long even if prevotes may still move
     idle_round_ms: int = 5000       # prevote with no new block after this long (keeps rounds moving)
-    rebroadcast_ms: int = 2000      # resend our current votes and the last commit (lossy gossip)
+    rebroadcast_ms: int = 2000      # resend our current votes and the last commit (lossy gossip), ask
+                                    # again for blocks that held votes name and we lack
     future_rounds: int = 2          # rounds ahead of ours whose votes we keep
 
 
@@ -135,6 +136,7 @@ class FinalityGadget:
         if now_ms - self.last_rebroadcast_ms >= self.config.rebroadcast_ms:
             self.last_rebroadcast_ms = now_ms
             self._rebroadcast()
+            self._ask_for_unknown_targets(self._get_held_votes(self.round - 1, self.round))
 
     def on_message(self, data: bytes, now_ms: int) -> Verdict:
         """Handle one gossiped finality message (a vote or a commit)."""
@@ -215,10 +217,30 @@ class FinalityGadget:
             return Verdict(ACCEPT, "equivocation")
         if outcome != "added":
             return Verdict(IGNORE, "duplicate vote")
-        if self.on_unknown_target is not None and vote.target_number > self.finalized.number \
-                and self.chain.get_header(vote.target_hash) is None:
-            self.on_unknown_target(vote.target_hash, vote.target_number)
+        self._ask_for_unknown_targets([vote])
         return Verdict(ACCEPT)
+
+    def _ask_for_unknown_targets(self, votes: Iterable[Vote]) -> None:
+        """Ask (`on_unknown_target`) for each block above our finalized one that these votes
+        name and we lack: until we hold it such a vote counts as not cast, and a round that
+        needs it never completes in our view. Asked when the vote arrives and again at each
+        rebroadcast while its round is current or previous: a fetch can fail (no peer yet, a
+        timeout, a block far above our best) and a resent vote is a duplicate that asks nothing."""
+        if self.on_unknown_target is None:
+            return
+        unknown = {v.target_hash: v.target_number for v in votes
+                   if v.target_number > self.finalized.number and self.chain.get_header(v.target_hash) is None}
+        for block_hash, number in unknown.items():
+            self.on_unknown_target(block_hash, number)
+
+    def _get_held_votes(self, *numbers: int) -> list[Vote]:
+        """The prevotes and precommits we hold of these rounds (each voter's first)."""
+        votes: list[Vote] = []
+        for number in numbers:
+            rnd = self.rounds.get(number)
+            if rnd is not None:
+                votes += [*rnd.prevotes.votes.values(), *rnd.precommits.votes.values()]
+        return votes
 
     def _report(self, pair: tuple[Vote, Vote]) -> None:
         first, second = pair

@@ -117,6 +117,7 @@ class Node:
     key: object
     outbox: list[bytes] = field(default_factory=list)
     equivocations: list = field(default_factory=list)
+    wanted: list[tuple[bytes, int]] = field(default_factory=list)  # blocks its votes named that it lacked
     online: bool = True
 
 
@@ -148,8 +149,11 @@ class Network:
         def send(data, node=node):
             node.outbox.append(data)
 
+        def want(block_hash, number, node=node):
+            node.wanted.append((block_hash, number))
+
         node.gadget = FinalityGadget(node.chain, self.config, send, self.now, signer=node.key, record=node.record,
-                                     on_equivocation=node.equivocations.append)
+                                     on_equivocation=node.equivocations.append, on_unknown_target=want)
 
     def crash(self, name):
         node = self.nodes[name]
