@@ -42,7 +42,7 @@ from consensus.finality_messages import (
 )
 from consensus.finality_rounds import EQUIVOCATION, RoundState, RoundView, compute_round_view
 from consensus.fork_choice import HeaderSource, is_descendant
-from consensus.signing import DoubleSignRefused, Signer, SigningRecord
+from consensus.signing import BlockRef, DoubleSignRefused, Signer, SigningRecord, VoteRecord
 from runtime.block import Header
 from runtime.codec.errors import CodecError
 from runtime.crypto import ss58_encode, verify_ed25519
@@ -267,13 +267,17 @@ class FinalityGadget:
             log.info("finality vote skipped set=%d round=%d step=%d reason=%s", self.voters.set_id, rnd.number,
                      step, exc)
             return None
-        unsigned = Vote(self.voters.set_id, rnd.number, step, target.hash, target.number, signer.public, b"")
-        vote = Vote(unsigned.set_id, unsigned.round, step, target.hash, target.number, signer.public,
+        return self._issue(signer, rnd, step, (target.hash, target.number))
+
+    def _issue(self, signer: Signer, rnd: RoundState, step: int, target: BlockRef) -> Vote:
+        """Sign, keep and broadcast a vote the signing record already holds."""
+        unsigned = Vote(self.voters.set_id, rnd.number, step, target[0], target[1], signer.public, b"")
+        vote = Vote(unsigned.set_id, unsigned.round, step, target[0], target[1], signer.public,
                     signer.sign(unsigned.payload(self.config.genesis_hash)))
         rnd.step_votes(step).add(vote)
         self.broadcast(vote.encode())
         log.debug("finality vote set=%d round=%d step=%d target=#%d", self.voters.set_id, rnd.number, step,
-                  target.number)
+                  target[1])
         return vote
 
     def _is_voter(self) -> bool:
@@ -283,7 +287,8 @@ class FinalityGadget:
 
     def _start_set(self, now_ms: int) -> None:
         """Begin the voter set of the finalized block at round 1, or, after a restart, in the
-        round we last voted in, re-issuing the very votes we signed there."""
+        round we last voted in, re-issuing the very votes we signed there and in the round
+        before it."""
         self._views = {}
         self.rounds = {}
         self.sightings = {}
@@ -297,23 +302,27 @@ class FinalityGadget:
             self.first_estimate = estimate if estimate is not None else self.finalized
         self._enter_round(self.first_round, now_ms)
         if record is not None and record.set_id == self.voters.set_id:
-            self._resume(record.prevote, record.precommit)
+            self._resume(record, now_ms)
         log.info("finality voter set set_id=%d voters=%d total=%d finalized=#%d round=%d", self.voters.set_id,
                  len(self.voters.voters), self.voters.total, self.finalized.number, self.round)
 
-    def _resume(self, prevote: tuple[bytes, int] | None, precommit: tuple[bytes, int] | None) -> None:
-        rnd = self.rounds[self.round]
-        for step, ref in ((PREVOTE, prevote), (PRECOMMIT, precommit)):
-            if ref is None:
+    def _resume(self, record: VoteRecord, now_ms: int) -> None:
+        """Re-issue the votes the record holds, of our last round and of the round before it:
+        we are the only ones who resend them, and a peer that missed them (one that joins our
+        round, say) may need them to see that round complete. We do not vote again in a step
+        we voted in."""
+        signer = self.signer
+        if signer is None:
+            return
+        for number, prevote, precommit in ((record.round - 1, record.previous_prevote, record.previous_precommit),
+                                           (record.round, record.prevote, record.precommit)):
+            if prevote is None and precommit is None:
                 continue
-            target = self.chain.get_header(ref[0])
-            # Without the block we voted for we cannot re-issue the vote; we only refrain from
-            # voting again in this step.
-            vote = None if target is None else self._cast(rnd, step, target, self.first_estimate)
-            if step == PREVOTE:
-                rnd.our_prevote, rnd.prevoted = vote, True
-            else:
-                rnd.our_precommit, rnd.precommitted = vote, True
+            rnd = self.rounds.setdefault(number, RoundState(number, now_ms))
+            if prevote is not None:
+                rnd.our_prevote, rnd.prevoted = self._issue(signer, rnd, PREVOTE, prevote), True
+            if precommit is not None:
+                rnd.our_precommit, rnd.precommitted = self._issue(signer, rnd, PRECOMMIT, precommit), True
 
     def _enter_round(self, number: int, now_ms: int) -> None:
         rnd = self.rounds.get(number)

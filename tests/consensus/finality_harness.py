@@ -141,6 +141,7 @@ class Network:
             self.nodes[name] = node
             self.start(name)
         self.partition: list[set[str]] | None = None
+        self.cut: set[tuple[str, str]] = set()  # (from, to): links that lose every message
 
     def start(self, name):
         node = self.nodes[name]
@@ -162,6 +163,8 @@ class Network:
         node.outbox.clear()
 
     def can_reach(self, a, b):
+        if (a, b) in self.cut:
+            return False
         if self.partition is None:
             return True
         return any(a in side and b in side for side in self.partition)

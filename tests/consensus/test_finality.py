@@ -278,3 +278,28 @@ def test_finality_asks_again_for_a_vote_target_whose_fetch_failed():
     net.run(4000, on_step=fetch)
     assert min(net.finalized_numbers().values()) >= head.number - 1, net.finalized_numbers()
     assert all(max(times) > 3000 for times in asked.values())  # asked again after the failures
+
+
+def test_finality_restarted_voter_resends_its_votes_of_the_round_before():
+    """n0's round-1 votes reach n2 but not n1, and n3 is down: n0 and n2 see round 1 complete,
+    move to round 2, and n0 restarts there. n1, and n3, which starts without blocks and so
+    cannot prevote in round 1 before it joins round 2, vote there only once round 1 completes
+    in their view, which needs n0's round-1 votes. Only their signer resends votes, so the
+    restarted n0 must re-issue them from its signing record, or all four wait for ever."""
+    net = Network(4, seed=9)
+    net.crash("n3")
+    net.cut = {("n0", "n1")}
+    b1 = child(GENESIS)
+    net.give_block(b1, ["n0", "n1", "n2"])
+    net.run(4000)
+    assert [net.nodes[n].gadget.round for n in ("n0", "n1", "n2")] == [2, 1, 2]
+    net.crash("n0")
+    net.run(1000)
+    net.start("n0")  # same signing record: it resumes round 2
+    net.cut = set()
+    net.start("n3")
+    net.run(3000)
+    net.sync_blocks("n3")
+    head = grow(net, b1, 4)
+    net.run(6000)
+    assert min(net.finalized_numbers().values()) >= head.number - 1, net.finalized_numbers()
