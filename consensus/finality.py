@@ -23,7 +23,7 @@ and votes again from the round after, once it has seen that round complete.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,7 +42,7 @@ from consensus.finality_messages import (
 )
 from consensus.finality_rounds import EQUIVOCATION, RoundState, RoundView, compute_round_view
 from consensus.fork_choice import HeaderSource, is_descendant
-from consensus.signing import DoubleSignRefused, Signer, SigningRecord
+from consensus.signing import BlockRef, DoubleSignRefused, Signer, SigningRecord, VoteRecord
 from runtime.block import Header
 from runtime.codec.errors import CodecError
 from runtime.crypto import ss58_encode, verify_ed25519
@@ -91,7 +91,8 @@ class FinalityConfig:
     genesis_hash: bytes
     precommit_wait_ms: int = 2000   # precommit after this long even if prevotes may still move
     idle_round_ms: int = 5000       # prevote with no new block after this long (keeps rounds moving)
-    rebroadcast_ms: int = 2000      # resend our current votes and the last commit (lossy gossip)
+    rebroadcast_ms: int = 2000      # resend our current votes and the last commit (lossy gossip), ask
+                                    # again for blocks that held votes name and we lack
     future_rounds: int = 2          # rounds ahead of ours whose votes we keep
 
 
@@ -135,6 +136,7 @@ class FinalityGadget:
         if now_ms - self.last_rebroadcast_ms >= self.config.rebroadcast_ms:
             self.last_rebroadcast_ms = now_ms
             self._rebroadcast()
+            self._ask_for_unknown_targets(self._get_held_votes(self.round - 1, self.round))
 
     def on_message(self, data: bytes, now_ms: int) -> Verdict:
         """Handle one gossiped finality message (a vote or a commit)."""
@@ -215,10 +217,30 @@ class FinalityGadget:
             return Verdict(ACCEPT, "equivocation")
         if outcome != "added":
             return Verdict(IGNORE, "duplicate vote")
-        if self.on_unknown_target is not None and vote.target_number > self.finalized.number \
-                and self.chain.get_header(vote.target_hash) is None:
-            self.on_unknown_target(vote.target_hash, vote.target_number)
+        self._ask_for_unknown_targets([vote])
         return Verdict(ACCEPT)
+
+    def _ask_for_unknown_targets(self, votes: Iterable[Vote]) -> None:
+        """Ask (`on_unknown_target`) for each block above our finalized one that these votes
+        name and we lack: until we hold it such a vote counts as not cast, and a round that
+        needs it never completes in our view. Asked when the vote arrives and again at each
+        rebroadcast while its round is current or previous: a fetch can fail (no peer yet, a
+        timeout, a block far above our best) and a resent vote is a duplicate that asks nothing."""
+        if self.on_unknown_target is None:
+            return
+        unknown = {v.target_hash: v.target_number for v in votes
+                   if v.target_number > self.finalized.number and self.chain.get_header(v.target_hash) is None}
+        for block_hash, number in unknown.items():
+            self.on_unknown_target(block_hash, number)
+
+    def _get_held_votes(self, *numbers: int) -> list[Vote]:
+        """The prevotes and precommits we hold of these rounds (each voter's first)."""
+        votes: list[Vote] = []
+        for number in numbers:
+            rnd = self.rounds.get(number)
+            if rnd is not None:
+                votes += [*rnd.prevotes.votes.values(), *rnd.precommits.votes.values()]
+        return votes
 
     def _report(self, pair: tuple[Vote, Vote]) -> None:
         first, second = pair
@@ -245,13 +267,17 @@ class FinalityGadget:
             log.info("finality vote skipped set=%d round=%d step=%d reason=%s", self.voters.set_id, rnd.number,
                      step, exc)
             return None
-        unsigned = Vote(self.voters.set_id, rnd.number, step, target.hash, target.number, signer.public, b"")
-        vote = Vote(unsigned.set_id, unsigned.round, step, target.hash, target.number, signer.public,
+        return self._issue(signer, rnd, step, (target.hash, target.number))
+
+    def _issue(self, signer: Signer, rnd: RoundState, step: int, target: BlockRef) -> Vote:
+        """Sign, keep and broadcast a vote the signing record already holds."""
+        unsigned = Vote(self.voters.set_id, rnd.number, step, target[0], target[1], signer.public, b"")
+        vote = Vote(unsigned.set_id, unsigned.round, step, target[0], target[1], signer.public,
                     signer.sign(unsigned.payload(self.config.genesis_hash)))
         rnd.step_votes(step).add(vote)
         self.broadcast(vote.encode())
         log.debug("finality vote set=%d round=%d step=%d target=#%d", self.voters.set_id, rnd.number, step,
-                  target.number)
+                  target[1])
         return vote
 
     def _is_voter(self) -> bool:
@@ -261,7 +287,8 @@ class FinalityGadget:
 
     def _start_set(self, now_ms: int) -> None:
         """Begin the voter set of the finalized block at round 1, or, after a restart, in the
-        round we last voted in, re-issuing the very votes we signed there."""
+        round we last voted in, re-issuing the very votes we signed there and in the round
+        before it."""
         self._views = {}
         self.rounds = {}
         self.sightings = {}
@@ -275,23 +302,27 @@ class FinalityGadget:
             self.first_estimate = estimate if estimate is not None else self.finalized
         self._enter_round(self.first_round, now_ms)
         if record is not None and record.set_id == self.voters.set_id:
-            self._resume(record.prevote, record.precommit)
+            self._resume(record, now_ms)
         log.info("finality voter set set_id=%d voters=%d total=%d finalized=#%d round=%d", self.voters.set_id,
                  len(self.voters.voters), self.voters.total, self.finalized.number, self.round)
 
-    def _resume(self, prevote: tuple[bytes, int] | None, precommit: tuple[bytes, int] | None) -> None:
-        rnd = self.rounds[self.round]
-        for step, ref in ((PREVOTE, prevote), (PRECOMMIT, precommit)):
-            if ref is None:
+    def _resume(self, record: VoteRecord, now_ms: int) -> None:
+        """Re-issue the votes the record holds, of our last round and of the round before it:
+        we are the only ones who resend them, and a peer that missed them (one that joins our
+        round, say) may need them to see that round complete. We do not vote again in a step
+        we voted in."""
+        signer = self.signer
+        if signer is None:
+            return
+        for number, prevote, precommit in ((record.round - 1, record.previous_prevote, record.previous_precommit),
+                                           (record.round, record.prevote, record.precommit)):
+            if prevote is None and precommit is None:
                 continue
-            target = self.chain.get_header(ref[0])
-            # Without the block we voted for we cannot re-issue the vote; we only refrain from
-            # voting again in this step.
-            vote = None if target is None else self._cast(rnd, step, target, self.first_estimate)
-            if step == PREVOTE:
-                rnd.our_prevote, rnd.prevoted = vote, True
-            else:
-                rnd.our_precommit, rnd.precommitted = vote, True
+            rnd = self.rounds.setdefault(number, RoundState(number, now_ms))
+            if prevote is not None:
+                rnd.our_prevote, rnd.prevoted = self._issue(signer, rnd, PREVOTE, prevote), True
+            if precommit is not None:
+                rnd.our_precommit, rnd.precommitted = self._issue(signer, rnd, PRECOMMIT, precommit), True
 
     def _enter_round(self, number: int, now_ms: int) -> None:
         rnd = self.rounds.get(number)

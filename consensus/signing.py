@@ -33,14 +33,18 @@ BlockRef = tuple[bytes, int]  # (hash, number)
 @dataclass(frozen=True, slots=True)
 class VoteRecord:
     """What a key voted in its latest round: the estimate of the round before (what its votes
-    had to build on) and its prevote and precommit targets. Enough for a restarted validator
-    to re-issue exactly the same votes (ed25519 signatures are deterministic) and go on."""
+    had to build on), its prevote and precommit targets, and its targets in the round before
+    when it voted there. Enough for a restarted validator to re-issue exactly the same votes
+    (ed25519 signatures are deterministic) and go on; peers that missed its votes of the round
+    before need them to see that round complete, and only their signer resends them."""
 
     set_id: int
     round: int
     estimate: BlockRef
     prevote: BlockRef | None = None
     precommit: BlockRef | None = None
+    previous_prevote: BlockRef | None = None  # in round - 1
+    previous_precommit: BlockRef | None = None
 
     @property
     def position(self) -> VotePosition:
@@ -66,6 +70,8 @@ def compute_next_vote_record(last: VoteRecord | None, set_id: int, round_number:
     if last is not None and (last.set_id, last.round) > (set_id, round_number):
         raise DoubleSignRefused(f"already voted in set {last.set_id} round {last.round}")
     new = VoteRecord(set_id, round_number, estimate)
+    if last is not None and (last.set_id, last.round) == (set_id, round_number - 1):
+        new = replace(new, previous_prevote=last.prevote, previous_precommit=last.precommit)
     return replace(new, prevote=target) if step == 0 else replace(new, precommit=target)
 
 

@@ -33,8 +33,9 @@ def _encode_ref(ref: BlockRef | None) -> list[Any] | None:
 
 
 class KVSigningRecord:
-    """`SigningRecord` over a key-value store. Value: canonical
-    [slot, None | [set_id, round, estimate, prevote | None, precommit | None]]."""
+    """`SigningRecord` over a key-value store. Value: canonical [slot, None | [set_id, round,
+    estimate, prevote | None, precommit | None, previous prevote | None, previous precommit | None]]
+    (a record written before the previous round's targets has the first five fields)."""
 
     def __init__(self, kv: KVStore):
         self.kv = kv
@@ -50,17 +51,20 @@ class KVSigningRecord:
             slot, vote = canonical.decode(raw, max_bytes=512)
             if vote is None:
                 return int(slot), None
-            set_id, round_number, estimate, prevote, precommit = vote
+            set_id, round_number, estimate, prevote, precommit, *previous = vote
             estimate_ref = _ref(estimate)
             if estimate_ref is None:
                 raise CodecError("a vote record needs its estimate")
-            return int(slot), VoteRecord(int(set_id), int(round_number), estimate_ref, _ref(prevote), _ref(precommit))
+            previous_prevote, previous_precommit = previous or (None, None)
+            return int(slot), VoteRecord(int(set_id), int(round_number), estimate_ref, _ref(prevote), _ref(precommit),
+                                         _ref(previous_prevote), _ref(previous_precommit))
         except (CodecError, TypeError, ValueError) as exc:
             raise DoubleSignRefused(f"the signing record of 0x{session_key.hex()} is unreadable: {exc}") from None
 
     def _store(self, session_key: bytes, slot: int, vote: VoteRecord | None) -> None:
         fields = None if vote is None else [vote.set_id, vote.round, _encode_ref(vote.estimate),
-                                             _encode_ref(vote.prevote), _encode_ref(vote.precommit)]
+                                             _encode_ref(vote.prevote), _encode_ref(vote.precommit),
+                                             _encode_ref(vote.previous_prevote), _encode_ref(vote.previous_precommit)]
         self.kv.write({keys.signing_state_key(session_key): canonical.encode([slot, fields])})
 
     def record_slot(self, session_key: bytes, slot: int) -> None:

@@ -97,6 +97,36 @@ def test_signing_record_is_monotonic_and_durable(tmp_path):
     assert record.get_vote_record(b"\x08" * 32) is None
 
 
+def test_signing_record_keeps_the_previous_rounds_targets(tmp_path):
+    """A restarted voter re-issues its votes of the round before its last one too (only it
+    resends them), so the record keeps their targets, across a reopen."""
+    store = ChainStore.open(str(tmp_path / "db"))
+    record = KVSigningRecord(store.kv)
+    key = b"\x07" * 32
+    a, b, e = (b"\xaa" * 32, 5), (b"\xbb" * 32, 6), (b"\xee" * 32, 1)
+    record.record_vote(key, 0, 3, 0, a, e)
+    record.record_vote(key, 0, 3, 1, b, e)
+    record.record_vote(key, 0, 4, 0, b, e)
+    store.close()
+    record = KVSigningRecord(ChainStore.open(str(tmp_path / "db")).kv)
+    last = record.get_vote_record(key)
+    assert (last.round, last.prevote, last.previous_prevote, last.previous_precommit) == (4, b, a, b)
+    record.record_vote(key, 0, 6, 0, b, e)  # round 5 skipped (joined a later round): nothing to re-issue
+    last = record.get_vote_record(key)
+    assert (last.round, last.previous_prevote, last.previous_precommit) == (6, None, None)
+
+
+def test_signing_record_reads_a_record_without_the_previous_round():
+    from gensyn_node.db import keys
+    from runtime.codec import canonical
+
+    kv = MemoryKV()
+    a, e = [b"\xaa" * 32, 5], [b"\xee" * 32, 1]
+    kv.write({keys.signing_state_key(b"\x01" * 32): canonical.encode([9, [0, 3, e, a, None]])})
+    last = KVSigningRecord(kv).get_vote_record(b"\x01" * 32)
+    assert (last.round, last.prevote, last.previous_prevote, last.previous_precommit) == (3, tuple(a), None, None)
+
+
 def test_signing_record_reads_the_slot_only_record():
     kv = MemoryKV()
     from gensyn_node.db import keys

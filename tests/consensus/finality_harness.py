@@ -117,6 +117,7 @@ class Node:
     key: object
     outbox: list[bytes] = field(default_factory=list)
     equivocations: list = field(default_factory=list)
+    wanted: list[tuple[bytes, int]] = field(default_factory=list)  # blocks its votes named that it lacked
     online: bool = True
 
 
@@ -140,6 +141,7 @@ class Network:
             self.nodes[name] = node
             self.start(name)
         self.partition: list[set[str]] | None = None
+        self.cut: set[tuple[str, str]] = set()  # (from, to): links that lose every message
 
     def start(self, name):
         node = self.nodes[name]
@@ -148,8 +150,11 @@ class Network:
         def send(data, node=node):
             node.outbox.append(data)
 
+        def want(block_hash, number, node=node):
+            node.wanted.append((block_hash, number))
+
         node.gadget = FinalityGadget(node.chain, self.config, send, self.now, signer=node.key, record=node.record,
-                                     on_equivocation=node.equivocations.append)
+                                     on_equivocation=node.equivocations.append, on_unknown_target=want)
 
     def crash(self, name):
         node = self.nodes[name]
@@ -158,6 +163,8 @@ class Network:
         node.outbox.clear()
 
     def can_reach(self, a, b):
+        if (a, b) in self.cut:
+            return False
         if self.partition is None:
             return True
         return any(a in side and b in side for side in self.partition)

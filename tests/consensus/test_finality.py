@@ -10,12 +10,12 @@ from runtime.finality_vote import PRECOMMIT, PREVOTE
 from tests.consensus.finality_harness import GENESIS, MemoryChain, MemoryRecord, Network, child, make_keys
 
 
-def grow(net, parent, count, names=None, run_ms=1000, tag=0):
+def grow(net, parent, count, names=None, run_ms=1000, tag=0, on_step=None):
     """Extend `parent` by `count` blocks, one per `run_ms` of simulated time."""
     for _ in range(count):
         parent = child(parent, tag)
         net.give_block(parent, names)
-        net.run(run_ms)
+        net.run(run_ms, on_step=on_step)
     return parent
 
 
@@ -249,3 +249,57 @@ def test_finality_restart_never_votes_twice_in_a_round():
         vote = decode_message(data)
         if isinstance(vote, Vote) and (vote.set_id, vote.round, vote.step) <= last:
             assert data in before
+
+
+def test_finality_asks_again_for_a_vote_target_whose_fetch_failed():
+    """n0 and n1 prevote a block of a fork that only they hold (built before they connected),
+    the others prevote the chain everyone then follows; n0 and n1 see round 1 complete and move
+    to round 2, n2 and n3 join them there. These two vote only once round 1 completes in their
+    view, which needs the fork's prevotes counted, so without the block all four wait for ever.
+    The fetches asked for in the first seconds fail (no peer yet); asking again brings it."""
+    net = Network(4, seed=8)
+    fork = child(GENESIS, 1)
+    net.give_block(fork, ["n0", "n1"])
+    asked: dict[str, list[int]] = {"n2": [], "n3": []}
+
+    def fetch(net_):
+        for name, times in asked.items():
+            node = net_.nodes[name]
+            for block_hash, _number in node.wanted:
+                times.append(net_.now)
+                if net_.now > 3000:
+                    net_.give_block(net_.blocks[block_hash], [name])
+            node.wanted.clear()
+
+    head = grow(net, GENESIS, 3, tag=2, on_step=fetch)
+    assert {net.nodes[n].gadget.round for n in net.nodes} == {2} and all(asked.values())
+    assert fork.hash not in net.nodes["n2"].chain.headers
+    head = grow(net, head, 3, on_step=fetch)
+    net.run(4000, on_step=fetch)
+    assert min(net.finalized_numbers().values()) >= head.number - 1, net.finalized_numbers()
+    assert all(max(times) > 3000 for times in asked.values())  # asked again after the failures
+
+
+def test_finality_restarted_voter_resends_its_votes_of_the_round_before():
+    """n0's round-1 votes reach n2 but not n1, and n3 is down: n0 and n2 see round 1 complete,
+    move to round 2, and n0 restarts there. n1, and n3, which starts without blocks and so
+    cannot prevote in round 1 before it joins round 2, vote there only once round 1 completes
+    in their view, which needs n0's round-1 votes. Only their signer resends votes, so the
+    restarted n0 must re-issue them from its signing record, or all four wait for ever."""
+    net = Network(4, seed=9)
+    net.crash("n3")
+    net.cut = {("n0", "n1")}
+    b1 = child(GENESIS)
+    net.give_block(b1, ["n0", "n1", "n2"])
+    net.run(4000)
+    assert [net.nodes[n].gadget.round for n in ("n0", "n1", "n2")] == [2, 1, 2]
+    net.crash("n0")
+    net.run(1000)
+    net.start("n0")  # same signing record: it resumes round 2
+    net.cut = set()
+    net.start("n3")
+    net.run(3000)
+    net.sync_blocks("n3")
+    head = grow(net, b1, 4)
+    net.run(6000)
+    assert min(net.finalized_numbers().values()) >= head.number - 1, net.finalized_numbers()
