@@ -91,8 +91,10 @@ class FinalityConfig:
     genesis_hash: bytes
     precommit_wait_ms: int = 2000   # precommit after this long even if prevotes may still move
     idle_round_ms: int = 5000       # prevote with no new block after this long (keeps rounds moving)
-    rebroadcast_ms: int = 2000      # resend our current votes and the last commit (lossy gossip), ask
-                                    # again for blocks that held votes name and we lack
+    rebroadcast_ms: int = 2000      # resend our current votes and the last commit while our round
+                                    # is stuck (lossy gossip), ask again for blocks held votes name
+    full_rebroadcast_ms: int = 8000  # resend them even while rounds move (a peer may still lack them)
+    commit_spacing_ms: int = 250    # a voter's turn to send a round's commit (see _schedule_commit)
     future_rounds: int = 2          # rounds ahead of ours whose votes we keep
 
 
@@ -116,7 +118,8 @@ class FinalityGadget:
         self.sightings: dict[bytes, int] = {}  # voter -> highest round it was seen voting in
         self.reported: set[tuple[bytes, int, int, int]] = set()
         self.last_commit: bytes | None = None
-        self.last_rebroadcast_ms = now_ms
+        self.last_rebroadcast_ms = self.last_full_rebroadcast_ms = now_ms
+        self._pending_commit: tuple[int, int, bytes] | None = None  # (when, target number, message)
         # Round views, memoized per (round, votes held, finalized block) and dropped whenever a
         # block arrives (a vote for a block we did not have may now count).
         self._views: dict[tuple[int, int, int, bytes], RoundView] = {}
@@ -133,9 +136,16 @@ class FinalityGadget:
 
     def on_tick(self, now_ms: int) -> None:
         self._step(now_ms)
+        self._send_due_commit(now_ms)
         if now_ms - self.last_rebroadcast_ms >= self.config.rebroadcast_ms:
             self.last_rebroadcast_ms = now_ms
-            self._rebroadcast()
+            # While rounds complete, everyone has the votes: resending them every interval was
+            # most of an 8-validator devnet's gossip. Resent when our round is stuck, and now
+            # and then regardless.
+            stuck = now_ms - self.rounds[self.round].started_ms >= self.config.rebroadcast_ms
+            if stuck or now_ms - self.last_full_rebroadcast_ms >= self.config.full_rebroadcast_ms:
+                self.last_full_rebroadcast_ms = now_ms
+                self._rebroadcast()
             self._ask_for_unknown_targets(self._get_held_votes(self.round - 1, self.round))
 
     def on_message(self, data: bytes, now_ms: int) -> Verdict:
@@ -414,7 +424,37 @@ class FinalityGadget:
         justification = self._build_justification(rnd, header)
         self._finalize(header, justification.encode(), now_ms)
         self.last_commit = Commit(justification).encode()
-        self.broadcast(self.last_commit)
+        self._schedule_commit(rnd.number, header.number, now_ms)
+
+    def _schedule_commit(self, round_number: int, target_number: int, now_ms: int) -> None:
+        """Send the commit of what we just finalized in our turn: every voter that saw the
+        precommits finalizes at about the same time, and when each sent its commit at once, every
+        node received one per voter per round. The voters take turns, rotating with the round
+        (observers last), and each sends only if no commit as high has reached it before its turn."""
+        keys = [key for key, _stake in self.voters.voters]
+        ours = self.signer.public if self.signer is not None else None
+        turn = (keys.index(ours) - round_number) % len(keys) if ours in keys else len(keys)
+        assert self.last_commit is not None
+        self._pending_commit = (now_ms + turn * self.config.commit_spacing_ms, target_number, self.last_commit)
+        self._send_due_commit(now_ms)
+
+    def _send_due_commit(self, now_ms: int) -> None:
+        pending = self._pending_commit
+        if pending is not None and now_ms >= pending[0]:
+            self._pending_commit = None
+            self.broadcast(pending[2])
+
+    def _on_commit_for_final_block(self, justification: Justification, target: Header) -> None:
+        """A commit for a block we finalized already: if it is as high as the one we are waiting
+        to send, and valid (a forged one must not silence ours), ours is not needed."""
+        pending = self._pending_commit
+        if pending is None or target.number < pending[1]:
+            return
+        try:
+            verify_justification(justification, target, self.voters, self.config.genesis_hash, self.chain, self.check)
+        except JustificationError:
+            return
+        self._pending_commit = None
 
     def _try_advance(self, now_ms: int) -> None:
         rnd = self.rounds[self.round]
@@ -474,6 +514,7 @@ class FinalityGadget:
         if target is None:
             return Verdict(IGNORE, "commit for an unknown block")
         if target.number <= self.finalized.number:
+            self._on_commit_for_final_block(justification, target)
             return Verdict(IGNORE, "commit for a block already final")
         try:
             self._apply_justification(justification, target, justification.encode(), now_ms)
@@ -493,6 +534,8 @@ class FinalityGadget:
         verify_justification(justification, target, self.voters, self.config.genesis_hash, self.chain, self.check)
         self._finalize(target, data, now_ms)
         self.last_commit = Commit(justification).encode()
+        if self._pending_commit is not None and self._pending_commit[1] <= target.number:
+            self._pending_commit = None  # the network has a higher commit than ours
 
     def _finalize(self, header: Header, justification: bytes, now_ms: int) -> None:
         self.chain.finalize(header.hash, justification)

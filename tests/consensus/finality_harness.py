@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass, field
 
 from consensus.finality import FinalityConfig, FinalityGadget
-from consensus.finality_messages import VoterSet
+from consensus.finality_messages import Commit, VoterSet, decode_message
 from consensus.fork_choice import is_descendant, select_best, validate_finalizable
 from consensus.signing import DoubleSignRefused, compute_next_vote_record
 from runtime.block import Header
@@ -142,6 +142,8 @@ class Network:
             self.start(name)
         self.partition: list[set[str]] | None = None
         self.cut: set[tuple[str, str]] = set()  # (from, to): links that lose every message
+        self.commits_only: set[str] = set()  # nodes that receive commit messages and no votes
+        self.sent: list[tuple[str, bytes]] = []  # every message broadcast: (sender, data)
 
     def start(self, name):
         node = self.nodes[name]
@@ -205,8 +207,12 @@ class Network:
     def _flush(self):
         for node in self.nodes.values():
             for data in node.outbox:
+                self.sent.append((node.name, data))
+                is_commit = isinstance(decode_message(data), Commit)
                 for other in self.nodes:
                     if other == node.name or not self.can_reach(node.name, other):
+                        continue
+                    if other in self.commits_only and not is_commit:
                         continue
                     if self.rng.random() < self.drop:
                         continue
