@@ -206,9 +206,13 @@ class Network:
                         muxer_opt={YAMUX_PROTOCOL_ID: Yamux}, announce_addrs=announce)
 
     def _build_gossipsub(self) -> GossipSub:
+        # The library subtracts weight x counter: a penalty's weight is positive (the -1.0 these
+        # had made every misbehaviour raise a peer's score). Invalid deliveries count for nothing:
+        # our validator's False is IGNORE as often as REJECT (a commit for a block already final,
+        # a vote resent), and REJECT is scored by our reputation, which reaches the score as P6.
         score = ScoreParams(
-            p4_invalid_messages=TopicScoreParams(weight=-1.0, cap=100.0, decay=0.9),  # IGNOREd counts too
-            p5_behavior_penalty_weight=-1.0,
+            p4_invalid_messages=TopicScoreParams(weight=0.0),
+            p5_behavior_penalty_weight=1.0, p5_behavior_penalty_decay=0.9,
             app_specific_score_fn=lambda peer: float(self.reputation.get_score(peer.to_base58())),
             p6_appl_slack_weight=1.0,
             publish_threshold=-50.0, gossip_threshold=-20.0, graylist_threshold=-80.0, accept_px_threshold=0.0,
