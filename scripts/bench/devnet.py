@@ -39,15 +39,16 @@ from gensyn_node.keyring import DEV_NAMES, dev_account
 from runtime.hashing import blake2_256
 from tests.integration.nodeproc import free_port
 
-NODE = [sys.executable, "-m", "gensyn_node.cli", "--log", os.environ.get("BENCH_NODE_LOG", "warning")]
+NODE = [sys.executable, "-m", "gensyn_node.cli"]
+NODE_LOG = os.environ.get("BENCH_NODE_LOG", "warning")  # the devnet nodes' log level
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class Proc:
-    def __init__(self, base: Path, spec: Path, name: str, *extra: str, validator: bool = True):
+    def __init__(self, base: Path, spec: Path, name: str, *extra: str, validator: bool = True, log: str = NODE_LOG):
         self.name = name
         self.rpc_port, self.p2p_port, self.metrics_port = free_port(), free_port(), free_port()
-        args = [*NODE, "run", "--chain", str(spec), "--base-path", str(base / name), "--name", name,
+        args = [*NODE, "--log", log, "run", "--chain", str(spec), "--base-path", str(base / name), "--name", name,
                 "--rpc-port", str(self.rpc_port), "--prometheus-port", str(self.metrics_port),
                 "--listen-addr", f"/ip4/127.0.0.1/tcp/{self.p2p_port}", "--rpc-rate-limit", "1000000", *extra]
         if validator:
@@ -320,7 +321,7 @@ def bench_sync(blocks: int, work: Path) -> None:
     source = Proc(work, spec, "source", validator=False)
     try:
         source.wait_ready()
-        syncer = Proc(work, spec, "syncer", "--bootnodes", source.multiaddr, "--log", "info", validator=False)
+        syncer = Proc(work, spec, "syncer", "--bootnodes", source.multiaddr, validator=False, log="info")
         try:
             syncer.wait_ready()
             started = time.perf_counter()
