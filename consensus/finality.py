@@ -389,8 +389,13 @@ class FinalityGadget:
         target = self._get_vote_target()
         if not is_descendant(self.chain, target, estimate):
             target = estimate
-        if target.number <= self.finalized.number and now_ms - rnd.started_ms < self.config.idle_round_ms:
-            return  # nothing new to vote on yet
+        # Nothing new to vote on yet: our head is final already, or it is the previous round's
+        # estimate, which that round's precommits may still finalize. A round is completable
+        # before its precommits finalize anything (with 8 voters, once 3 precommitted), and
+        # prevoting the same head again at once ran two rounds per block: twice the votes.
+        if (target.number <= self.finalized.number or target.hash == estimate.hash) \
+                and now_ms - rnd.started_ms < self.config.idle_round_ms:
+            return
         rnd.our_prevote = self._cast(rnd, PREVOTE, target, estimate)
         rnd.prevoted = True
 

@@ -398,3 +398,18 @@ def test_finality_votes_are_resent_while_a_round_is_stuck_not_while_rounds_move(
     net.run(6000)
     own = [data for name, data in net.sent[before:] if name == "n1"]
     assert len(own) > len(set(own))
+
+
+def test_finality_runs_one_round_per_new_head_not_two():
+    """A round is completable before its precommits finalize anything; prevoting the same head
+    again at once in the next round ran two rounds, and twice the votes, per block."""
+    net = Network(4, seed=16)
+    head = grow(net, GENESIS, 12)
+    net.run(3000)
+    assert min(net.finalized_numbers().values()) == head.number
+    assert max(node.gadget.round for node in net.nodes.values()) <= head.number + 2
+    # With no new block a round still prevotes its head after the idle time (liveness).
+    tip = child(head)
+    net.give_block(tip, ["n0", "n1", "n2"])  # n3 never hears of it: it prevotes head
+    net.run(12_000)
+    assert net.nodes["n0"].chain.finalized == tip
