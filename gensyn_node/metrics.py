@@ -30,6 +30,8 @@ class NodeMetrics:
         self.peers = Gauge("gensyn_peers", "Connected peers", registry=r)
         self.gossip_received = Gauge("gensyn_gossip_received", "Gossip messages received from peers", registry=r)
         self.gossip_sent = Gauge("gensyn_gossip_sent", "Gossip messages this node published", registry=r)
+        self.gossip_by_kind = Gauge("gensyn_gossip_messages", "Gossip messages received and published, by kind",
+                                    ["kind"], registry=r)
         self.authored = Counter("gensyn_blocks_authored", "Blocks this node authored", registry=r)
         self.slots_skipped_syncing = Counter("gensyn_slots_skipped_syncing",
                                              "Slots a validator did not author because it was major-syncing", registry=r)

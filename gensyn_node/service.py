@@ -337,6 +337,8 @@ class Node:
             self.metrics.peers.set(len(self.network.peers))
             self.metrics.gossip_received.set(self.network.gossip_received)
             self.metrics.gossip_sent.set(self.network.gossip_sent)
+            for kind, count in self.network.gossip_by_kind.items():
+                self.metrics.gossip_by_kind.labels(kind=kind).set(count)
         self.metrics.best.set(self.store.best_header().number)
         self.metrics.finalized.set(self.store.finalized_header().number)
         self.metrics.pool_size.set(len(self.pool))

@@ -80,6 +80,15 @@ class Proc:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
+    def metric_by_label(self, name: str) -> dict[str, float]:
+        """A one-label metric's values: `name{label="x"} v` -> {"x": v}."""
+        values = {}
+        for line in httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).text.splitlines():
+            if line.startswith(name + "{"):
+                labels, value = line.rsplit(" ", 1)
+                values[labels.split('"')[1]] = float(value)
+        return values
+
     def metric(self, name: str) -> float:
         for line in httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).text.splitlines():
             if line.startswith(name + " "):
@@ -213,6 +222,7 @@ def bench_devnet(validators: int, seconds: float, tps: float, work: Path) -> flo
         start_best = best(nodes[0].url)
         cpu0 = [n.cpu_seconds() for n in nodes]
         gossip0 = [n.metric("gensyn_gossip_received") + n.metric("gensyn_gossip_sent") for n in nodes]
+        kinds0 = [n.metric_by_label("gensyn_gossip_messages") for n in nodes]
         authored0 = sum(n.metric("gensyn_blocks_authored_total") for n in nodes)
         skipped0 = sum(n.metric("gensyn_slots_skipped_syncing_total") for n in nodes)
         t0 = time.time()
@@ -226,6 +236,10 @@ def bench_devnet(validators: int, seconds: float, tps: float, work: Path) -> flo
         cpu = [(n.cpu_seconds() - c) / elapsed for n, c in zip(nodes, cpu0, strict=True)]
         gossip = [(n.metric("gensyn_gossip_received") + n.metric("gensyn_gossip_sent") - g) / elapsed
                   for n, g in zip(nodes, gossip0, strict=True)]
+        kinds: dict[str, float] = {}  # messages per second per node, by kind, averaged over nodes
+        for n, k0 in zip(nodes, kinds0, strict=True):
+            for kind, count in n.metric_by_label("gensyn_gossip_messages").items():
+                kinds[kind] = kinds.get(kind, 0.0) + (count - k0.get(kind, 0.0)) / elapsed / len(nodes)
         authored = sum(n.metric("gensyn_blocks_authored_total") for n in nodes) - authored0
         skipped = sum(n.metric("gensyn_slots_skipped_syncing_total") for n in nodes) - skipped0
         time.sleep(3)  # the last transfers' blocks
@@ -258,6 +272,7 @@ def bench_devnet(validators: int, seconds: float, tps: float, work: Path) -> flo
                           "measured_to": "the slot start of the including block"}))
         print(json.dumps({"figure": "gossip_messages_per_s_per_node", "validators": validators,
                           "values": [round(g, 2) for g in gossip], "limit": 50,
+                          "by_kind_mean": {k: round(v, 2) for k, v in sorted(kinds.items())},
                           "cpu_share": [round(c, 3) for c in cpu],
                           "cpu_share_is": "CPU seconds of each node process / wall seconds (2-core machine)"}))
         lags = [seen_final[n] - seen_best[n] for n in seen_best if n in seen_final and seen_best[n] > t0 + 5]
