@@ -221,8 +221,12 @@ class Network:
             publish_threshold=-50.0, gossip_threshold=-20.0, graylist_threshold=-80.0, accept_px_threshold=0.0,
         )
         # Our own bounds (sizes, strict decoders, reputation) replace the library's 10 msg/s gate;
-        # its IP-diversity rule would keep a loopback devnet from forming a mesh.
-        return GossipSub(protocols=GOSSIPSUB_PROTOCOLS, degree=6, degree_low=4, degree_high=12,
+        # its IP-diversity rule would keep a loopback devnet from forming a mesh. A mesh of 3 (at
+        # most 4): each message reaches a node about as many times as it has mesh peers, and at
+        # 8 validators the library's 6 to 12 made duplicates most of a node's gossip work (CPU
+        # 0.18 -> 0.10 per node, finality lag median 0.25 -> 0.11 s); with 3 peers or fewer, as in
+        # a 4-validator devnet, every peer is in the mesh either way.
+        return GossipSub(protocols=GOSSIPSUB_PROTOCOLS, degree=3, degree_low=2, degree_high=4,
                          heartbeat_interval=HEARTBEAT_SECONDS, heartbeat_initial_delay=0.1,
                          score_params=score, spam_protection_enabled=False, eclipse_protection_enabled=False)
 
