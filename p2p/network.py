@@ -16,7 +16,6 @@ at once into our own queues, nonzero peer-score weights, a busy port detected be
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,11 +27,9 @@ from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.peer.id import ID
-from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.peer.peerstore import PeerStoreError
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
-from libp2p.pubsub.score import ScoreParams, TopicScoreParams
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
@@ -40,6 +37,7 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 
 from p2p import messages, tuning
+from p2p.addresses import InvalidAddress, check_port_free, parse_peer_addr
 from p2p.messages import BlocksRequest, MessageError, Status, SyncedBlock
 from p2p.protocols import Protocols
 from p2p.reputation import (
@@ -55,7 +53,6 @@ from p2p.streams import StreamError, close_quietly, read_frame, write_frame
 
 log = logging.getLogger(__name__)
 
-GOSSIPSUB_PROTOCOLS = ["/meshsub/1.1.0", "/meshsub/1.0.0"]
 HEARTBEAT_SECONDS = 1
 MAINTAIN_SECONDS = 1.0
 STATUS_EVERY_SECONDS = 2.0    # a peer's status, while it is new or ahead of us
@@ -74,10 +71,6 @@ def quiet_library_logs() -> None:
     report what matters, so the library speaks only when the node runs at debug level."""
     if not log.isEnabledFor(logging.DEBUG):
         logging.getLogger("libp2p").setLevel(logging.CRITICAL)
-
-
-class PortBusy(OSError):
-    """The p2p port is taken (py-libp2p's SO_REUSEPORT listener would hide it)."""
 
 
 class NetworkError(Exception):
@@ -122,45 +115,6 @@ class DialTarget:
     backoff: float = BACKOFF_MIN
     failures: int = 0
     bootnode: bool = False
-
-
-class InvalidAddress(ValueError):
-    """A multiaddr that cannot be dialed or listened on."""
-
-
-def parse_peer_addr(addr: str) -> tuple[str, Any]:
-    """(peer id, libp2p PeerInfo) of `/ip4/.../tcp/.../p2p/<PeerId>`."""
-    try:
-        info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
-    except Exception as exc:  # noqa: BLE001 - an edge: multiaddr raises several kinds on bad input
-        raise InvalidAddress(f"{addr!r} is not a multiaddr with /p2p/<PeerId>: {exc}") from None
-    return info.peer_id.to_base58(), info
-
-
-def peer_id_of(node_key: bytes) -> str:
-    return ID.from_pubkey(create_new_key_pair(node_key).public_key).to_base58()
-
-
-def check_port_free(listen_addrs: list[str]) -> None:
-    """Bind each TCP listen address once without SO_REUSEPORT: a live listener makes that fail,
-    where libp2p's own SO_REUSEPORT bind would silently share the port."""
-    for addr in listen_addrs:
-        try:
-            ma = multiaddr.Multiaddr(addr)
-            host = ma.value_for_protocol("ip4")
-            port = int(ma.value_for_protocol("tcp"))
-        except Exception as exc:  # noqa: BLE001 - an edge: multiaddr raises several kinds on bad input
-            raise InvalidAddress(f"listen address {addr!r} is not /ip4/<ip>/tcp/<port>: {exc}") from None
-        if port == 0:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((host, port))
-                sock.listen(1)
-            except OSError as exc:
-                raise PortBusy(f"p2p port {port} on {host} is not free ({exc.strerror}); "
-                               f"stop the other node or pass another --port") from None
 
 
 class Network:
@@ -209,26 +163,7 @@ class Network:
                         muxer_opt={YAMUX_PROTOCOL_ID: Yamux}, announce_addrs=announce)
 
     def _build_gossipsub(self) -> GossipSub:
-        # The library subtracts weight x counter: a penalty's weight is positive (the -1.0 these
-        # had made every misbehaviour raise a peer's score). Invalid deliveries count for nothing:
-        # our validator's False is IGNORE as often as REJECT (a commit for a block already final,
-        # a vote resent), and REJECT is scored by our reputation, which reaches the score as P6.
-        score = ScoreParams(
-            p4_invalid_messages=TopicScoreParams(weight=0.0),
-            p5_behavior_penalty_weight=1.0, p5_behavior_penalty_decay=0.9,
-            app_specific_score_fn=lambda peer: float(self.reputation.get_score(peer.to_base58())),
-            p6_appl_slack_weight=1.0,
-            publish_threshold=-50.0, gossip_threshold=-20.0, graylist_threshold=-80.0, accept_px_threshold=0.0,
-        )
-        # Our own bounds (sizes, strict decoders, reputation) replace the library's 10 msg/s gate;
-        # its IP-diversity rule would keep a loopback devnet from forming a mesh. A mesh of 3 (at
-        # most 4): each message reaches a node about as many times as it has mesh peers, and at
-        # 8 validators the library's 6 to 12 made duplicates most of a node's gossip work (CPU
-        # 0.18 -> 0.10 per node, finality lag median 0.25 -> 0.11 s); with 3 peers or fewer, as in
-        # a 4-validator devnet, every peer is in the mesh either way.
-        return GossipSub(protocols=GOSSIPSUB_PROTOCOLS, degree=3, degree_low=2, degree_high=4,
-                         heartbeat_interval=HEARTBEAT_SECONDS, heartbeat_initial_delay=0.1,
-                         score_params=score, spam_protection_enabled=False, eclipse_protection_enabled=False)
+        return tuning.build_gossipsub(HEARTBEAT_SECONDS, lambda peer: float(self.reputation.get_score(peer.to_base58())))
 
     async def run(self, *, task_status: trio.TaskStatus[Network] = trio.TASK_STATUS_IGNORED) -> None:
         check_port_free(self.config.listen_addrs)

@@ -72,7 +72,7 @@ def _load_or_write_spec(base: Path, validators: int, slot_ms: int) -> tuple[Path
 
 
 def _node_key(node_dir: Path) -> str:
-    from p2p.network import peer_id_of
+    from p2p.addresses import peer_id_of
     from p2p.nodekey import load_or_create_node_key
 
     seed, _created = load_or_create_node_key(node_dir)

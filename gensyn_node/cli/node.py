@@ -122,7 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gensyn_node.ml.accel import provide_host_accel
     from gensyn_node.rpc.server import RpcConfig, RpcPortBusy
     from gensyn_node.service import Node, NodeConfig
-    from p2p.network import PortBusy
+    from p2p.addresses import PortBusy
     from p2p.nodekey import NodeKeyError
 
     provide_host_accel()  # the referee of a dispute runs the exact engine inside block execution
@@ -194,7 +194,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _network_flags(args: argparse.Namespace, spec) -> tuple[bytes | None, list[str], list[str], list[str]]:  # type: ignore[no-untyped-def]
     """--node-key, --listen-addr, --public-addr, --bootnodes and --reserved-nodes checked here, each bad value
     named in one line before anything starts."""
-    from p2p.network import InvalidAddress, parse_peer_addr
+    from p2p.addresses import InvalidAddress, parse_peer_addr
     from p2p.nodekey import NodeKeyError, parse_node_key
 
     try:

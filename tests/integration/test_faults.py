@@ -18,7 +18,7 @@ from gensyn_node.chain_spec import dev_spec
 from gensyn_node.keyring import dev_account
 from gensyn_node.ml.chain import ChainView
 from gensyn_node.sync import MAJOR_SYNC_BLOCKS
-from p2p.network import peer_id_of
+from p2p.addresses import peer_id_of
 from runtime.crypto import ED25519, ss58_encode
 from tests.integration.nodeproc import NodeProcess
 from tests.integration.safety import SafetyMonitor, best_number, rpc, rpc_batch

@@ -29,7 +29,7 @@ def test_node_key_bad_file_and_flag(tmp_path):
 
 
 def test_peer_id_is_a_function_of_the_key():
-    from p2p.network import peer_id_of
+    from p2p.addresses import peer_id_of
 
     assert peer_id_of(b"\x01" * 32) == peer_id_of(b"\x01" * 32) != peer_id_of(b"\x02" * 32)
     assert peer_id_of(b"\x01" * 32).startswith("12D3KooW")
