@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import libp2p.pubsub.gossipsub as library_gossipsub
 import libp2p.pubsub.pubsub as library_pubsub
 import multiaddr
+import trio
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.peer.id import ID
 from libp2p.peer.peerstore import PeerStore, create_signed_peer_record
@@ -82,3 +83,34 @@ def test_apply_replaces_the_library_references_and_batches_window_updates():
         assert module.env_to_send_in_RPC is library_pubsub.env_to_send_in_RPC
     assert os.environ["PY_YAMUX_RELEASE_ON_READ"] == "0"
     assert not yamux._yamux_release_on_read()
+    assert yamux.YamuxStream._auto_tune_and_send_window_update is tuning.release_credit_in_halves
+
+
+class _Window:
+    """A Yamux stream's receive-window fields, with the updates it would send recorded."""
+
+    def __init__(self):
+        self.window_lock = trio.Lock()
+        self._pending_recv_release = 0
+        self.target_recv_window = self.recv_window = 256 * 1024
+        self.updates = []
+
+    async def send_window_update(self, increment, skip_lock=False):
+        self.updates.append(increment)
+
+
+def test_credit_goes_back_once_half_the_window_is_read_not_per_read():
+    window = _Window()
+
+    async def read(count, size):
+        for _ in range(count):
+            window.recv_window -= size  # the frame arrived
+            await tuning.release_credit_in_halves(window, bytes_read=size)
+
+    trio.run(read, 127, 1024)
+    assert window.updates == [] and window.recv_window == 129 * 1024  # the sender may still send
+    trio.run(read, 1, 1024)
+    assert window.updates == [128 * 1024] and window.recv_window == 256 * 1024
+    trio.run(read, 1000, 1024)  # 1000 reads: 7 updates, never a window the sender cannot use
+    assert len(window.updates) == 8 and window.recv_window > 0
+    assert sum(window.updates) + window._pending_recv_release == 1128 * 1024
