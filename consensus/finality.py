@@ -429,9 +429,9 @@ class FinalityGadget:
         justification = self._build_justification(rnd, header)
         self._finalize(header, justification.encode(), now_ms)
         self.last_commit = Commit(justification).encode()
-        self._schedule_commit(rnd.number, header.number, now_ms)
+        self._schedule_commit(rnd.number, header.number, self.last_commit, now_ms)
 
-    def _schedule_commit(self, round_number: int, target_number: int, now_ms: int) -> None:
+    def _schedule_commit(self, round_number: int, target_number: int, commit: bytes, now_ms: int) -> None:
         """Send the commit of what we just finalized in our turn: every voter that saw the
         precommits finalizes at about the same time, and when each sent its commit at once, every
         node received one per voter per round. The voters take turns, rotating with the round
@@ -439,8 +439,7 @@ class FinalityGadget:
         keys = [key for key, _stake in self.voters.voters]
         ours = self.signer.public if self.signer is not None else None
         turn = (keys.index(ours) - round_number) % len(keys) if ours in keys else len(keys)
-        assert self.last_commit is not None
-        self._pending_commit = (now_ms + turn * self.config.commit_spacing_ms, target_number, self.last_commit)
+        self._pending_commit = (now_ms + turn * self.config.commit_spacing_ms, target_number, commit)
         self._send_due_commit(now_ms)
 
     def _send_due_commit(self, now_ms: int) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -132,7 +133,8 @@ class Network:
         self.listen_addrs: list[str] = []
         self.gossip_received = 0
         self.gossip_sent = 0
-        self.gossip_by_kind: dict[str, int] = {}  # "block" | "transactions" | "vote", received and sent
+        self.gossip_by_kind: Counter[str] = Counter()  # "block" | "transactions" | "vote", received and sent
+        self._topic_kinds = dict(zip(self.protocols.topics, ("block", "transactions", "vote"), strict=True))
         self._dial: dict[str, DialTarget] = {}
         for addr in config.bootnodes:
             peer_id, _info = parse_peer_addr(addr)
@@ -198,13 +200,13 @@ class Network:
     # --- gossip ----------------------------------------------------------------------------------
 
     async def _subscribe_all(self, nursery: trio.Nursery) -> None:
-        topics: list[tuple[str, str, Callable[[bytes, str], Awaitable[Verdict]], int]] = [
-            (self.protocols.block_topic, "block", self._on_block, PENALTY_INVALID_BLOCK),
-            (self.protocols.transactions_topic, "transactions", self._on_transactions, PENALTY_INVALID_TX),
-            (self.protocols.votes_topic, "vote", self._on_vote, PENALTY_VOTE),
+        topics: list[tuple[str, Callable[[bytes, str], Awaitable[Verdict]], int]] = [
+            (self.protocols.block_topic, self._on_block, PENALTY_INVALID_BLOCK),
+            (self.protocols.transactions_topic, self._on_transactions, PENALTY_INVALID_TX),
+            (self.protocols.votes_topic, self._on_vote, PENALTY_VOTE),
         ]
-        for topic, kind, handler, penalty in topics:
-            self._pubsub.set_topic_validator(topic, self._make_validator(kind, handler, penalty), True)
+        for topic, handler, penalty in topics:
+            self._pubsub.set_topic_validator(topic, self._make_validator(self._topic_kinds[topic], handler, penalty), True)
             subscription = await self._pubsub.subscribe(topic)
             nursery.start_soon(self._drain, subscription)
 
@@ -221,7 +223,7 @@ class Network:
             if self.reputation.is_banned(peer) or not self.is_allowed(peer):
                 return False
             self.gossip_received += 1
-            self.gossip_by_kind[kind] = self.gossip_by_kind.get(kind, 0) + 1
+            self.gossip_by_kind[kind] += 1
             try:
                 verdict = await handler(bytes(msg.data), peer)
             except MessageError as exc:
@@ -259,9 +261,7 @@ class Network:
         try:
             await self._pubsub.publish(topic, data)
             self.gossip_sent += 1
-            kind = {self.protocols.block_topic: "block", self.protocols.transactions_topic: "transactions",
-                    self.protocols.votes_topic: "vote"}[topic]
-            self.gossip_by_kind[kind] = self.gossip_by_kind.get(kind, 0) + 1
+            self.gossip_by_kind[self._topic_kinds[topic]] += 1
         except Exception:  # an edge: a publish that fails must not take the caller down
             log.warning("gossip publish failed topic=%s", topic.rsplit("/", 2)[-2], exc_info=True)
 

@@ -6,9 +6,10 @@ the node nothing took about a quarter of its CPU.
 
 - Yamux gives receive credit back on nearly every read, so each gossip message read costs a
   WINDOW_UPDATE frame in return: a Noise encryption and a socket write (14% of the node's time;
-  `PY_YAMUX_RELEASE_ON_READ=0` alone left 9%, its "partial slack" branch still sending one per
-  read). Credit now goes back once half the window has been read, as in go-yamux
-  (`release_credit_in_halves`); the window stays at its initial 256 KB (no auto-tuning).
+  the library's own knob, `PY_YAMUX_RELEASE_ON_READ=0`, still left 9%: its "partial slack"
+  branch sends one per read). Credit now goes back once half the window has been read, as in
+  go-yamux (`release_credit_in_halves` replaces the library's method, so that knob no longer
+  matters); the window stays at its initial 256 KB (no auto-tuning).
 - Every pubsub RPC carries the sender's signed peer record. The receiver verifies it (an ed25519
   check) twice per RPC, and the sender rebuilds its address set per RPC to tell whether its
   cached record is current (10%). The node learns its peers from its own status exchange, not
@@ -20,7 +21,6 @@ the node nothing took about a quarter of its CPU.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -95,7 +95,6 @@ async def release_credit_in_halves(stream: Any, *, bytes_read: int = 0) -> None:
 
 def apply() -> None:
     """Idempotent; the node's Network calls it before building its host."""
-    os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
     if getattr(_pubsub, _PATCHED, False):
         return
     YamuxStream._auto_tune_and_send_window_update = release_credit_in_halves  # type: ignore[method-assign,assignment]

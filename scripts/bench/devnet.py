@@ -80,17 +80,20 @@ class Proc:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
+    def _metric_lines(self) -> list[str]:
+        return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).text.splitlines()
+
     def metric_by_label(self, name: str) -> dict[str, float]:
         """A one-label metric's values: `name{label="x"} v` -> {"x": v}."""
         values = {}
-        for line in httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).text.splitlines():
+        for line in self._metric_lines():
             if line.startswith(name + "{"):
                 labels, value = line.rsplit(" ", 1)
                 values[labels.split('"')[1]] = float(value)
         return values
 
     def metric(self, name: str) -> float:
-        for line in httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).text.splitlines():
+        for line in self._metric_lines():
             if line.startswith(name + " "):
                 return float(line.split()[1])
         return 0.0

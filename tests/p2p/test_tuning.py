@@ -3,7 +3,6 @@ what is accepted. Real signed peer records and the library's own check."""
 
 from __future__ import annotations
 
-import os
 from types import SimpleNamespace
 
 import libp2p.pubsub.gossipsub as library_gossipsub
@@ -81,8 +80,6 @@ def test_apply_replaces_the_library_references_and_batches_window_updates():
         assert module.maybe_consume_signed_record is library_pubsub.maybe_consume_signed_record
         assert module.maybe_consume_signed_record is not maybe_consume_signed_record
         assert module.env_to_send_in_RPC is library_pubsub.env_to_send_in_RPC
-    assert os.environ["PY_YAMUX_RELEASE_ON_READ"] == "0"
-    assert not yamux._yamux_release_on_read()
     assert yamux.YamuxStream._auto_tune_and_send_window_update is tuning.release_credit_in_halves
 
 
